@@ -1,0 +1,54 @@
+package fusefs
+
+import (
+	"io/fs"
+	"log/slog"
+	"time"
+)
+
+// Options control how a backend is presented to the kernel. The zero value
+// is not useful; start from DefaultOptions.
+type Options struct {
+	// UID and GID, when >= 0, present every file as owned by that id
+	// instead of the owner the storage reports. Remote numeric ids rarely
+	// mean anything on the local machine, so containers running as a
+	// non-root user need this to be able to write (see PEERS: vieux #17).
+	UID, GID int
+	// Umask clears permission bits from every mode the storage reports
+	// (and from modes of newly created files).
+	Umask fs.FileMode
+	// ReadOnly makes every mutating operation fail with EROFS inside the
+	// filesystem, whatever the mount flags or the remote permissions say.
+	ReadOnly bool
+	// AllowOther lets users other than the mounting one access the mount;
+	// required for containers. DefaultPermissions then makes the kernel
+	// enforce the presented modes.
+	AllowOther         bool
+	DefaultPermissions bool
+	// AttrTimeout, EntryTimeout and NegativeTimeout are the kernel cache
+	// lifetimes of attributes, names and missing names.
+	AttrTimeout, EntryTimeout, NegativeTimeout time.Duration
+	// MaxWrite is the largest write request the kernel sends.
+	MaxWrite int
+	// FSName and Subtype appear in /proc/mounts ("sftpfs#user@host:/p").
+	FSName, Subtype string
+	// Debug logs every FUSE request (go-fuse's debug output).
+	Debug bool
+	// Logger receives warnings and errors; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultOptions returns the defaults used by `sftpfs mount` and the
+// plugin before user options are applied.
+func DefaultOptions() Options {
+	return Options{
+		UID: -1, GID: -1,
+		Umask:              0,
+		AttrTimeout:        time.Second,
+		EntryTimeout:       time.Second,
+		NegativeTimeout:    0,
+		MaxWrite:           1 << 20,
+		DefaultPermissions: true,
+		Subtype:            "sftpfs",
+	}
+}

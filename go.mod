@@ -1,0 +1,12 @@
+module github.com/sftpfs/sftpfs
+
+go 1.26.0
+
+require (
+	github.com/docker/go-plugins-helpers v0.0.0-20240701071450-45e2431495c8 // indirect
+	github.com/hanwen/go-fuse/v2 v2.12.1 // indirect
+	github.com/kr/fs v0.1.0 // indirect
+	github.com/pkg/sftp v1.13.12 // indirect
+	golang.org/x/crypto v0.59.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+)
