@@ -1,0 +1,65 @@
+// Package driver is the Docker volume driver of the sftpfs managed plugin:
+// it implements go-plugins-helpers' volume.Driver on top of a Mounter (the
+// production one parses the shared option table and mounts through package
+// mounter, the same code path as `sftpfs mount`).
+//
+// # Volumes and mounts
+//
+// Create validates every option without network I/O, then connects and
+// authenticates once (bounded by Config.CheckTimeout), so a volume that can
+// never work fails at `docker volume create` with the option at fault named.
+// Creating an existing name with equal (canonicalized) options succeeds,
+// because Docker re-creates volumes for compose files and `docker run -v`;
+// with different options it fails.
+//
+// Mount is counted per caller ID: the first caller mounts at
+// MountRoot/<volume name> (the name, never a hash of the remote, so an
+// operator can find it), later callers reuse the mount after a bounded
+// liveness probe (a dead mount is replaced), and the last Unmount tears it
+// down. Remove refuses while any caller holds the volume, never touches
+// remote data, and deletes only the empty mountpoint directory (os.Remove,
+// after /proc/self/mountinfo shows nothing mounted there).
+//
+// # The guard mount
+//
+// With Config.Guard, a read-only empty tmpfs is mounted on the mountpoint
+// before the FUSE filesystem, which is stacked on top of it. If the
+// filesystem dies, or its unmount only half succeeds, the path shows the
+// guard and writes fail with EROFS instead of silently landing on the
+// plugin's own disk where no one would ever find them. The guard goes away
+// with the last Unmount.
+//
+// # Locks and timeouts
+//
+// One driver-wide mutex guards the in-memory table and is never held
+// across I/O; each volume has its own operation lock that serializes its
+// Mount/Unmount/Remove and is the only lock held while talking to a
+// server. Get, List and Path take only the table mutex and do no I/O, so
+// `docker volume ls` answers while a server hangs, and a dead server
+// blocks only operations on its own volume, each bounded by a timeout.
+//
+// # State
+//
+// Volumes, their options (which may include inline secrets, hence 0600 in a
+// 0700 directory) and the IDs of callers holding them are written after
+// every change with write-temp, fsync, rename, fsync-dir, the previous good
+// file kept as state.json.bak. On start a damaged file is copied aside,
+// complete entries are salvaged from it, and volumes it lost are taken from
+// the backup. The default state directory is MountRoot/.state: the
+// propagated mount survives plugin upgrades and dockerd restarts without
+// the user creating any host directory, and Docker volume names cannot
+// start with ".", so it never collides with a volume. Mounts found under
+// MountRoot at start are leftovers of a previous run (the FUSE server
+// lived in the old process) and are detached lazily; volumes that still
+// had callers are remounted in the background once the socket serves.
+//
+// # Scope
+//
+// Capabilities reports scope "local". A volume is a per-node mount of a
+// remote: each node's plugin instance keeps its own state, and Swarm then
+// creates the volume on every node that runs a task of a service using it
+// (with the options from the service's mount definition), which is what
+// the single-node Swarm end-to-end test exercises. "global" would tell
+// Docker that one node's Create is visible to all nodes, which is false
+// for this plugin; rclone's and vieux's sshfs plugins make the same choice.
+package driver

@@ -1,0 +1,630 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/docker/go-plugins-helpers/volume"
+	"golang.org/x/sys/unix"
+)
+
+// Config configures a Driver.
+type Config struct {
+	// MountRoot is the directory under which each volume is mounted at
+	// MountRoot/<volume name>: the plugin's propagated mount.
+	MountRoot string
+	// StateDir holds the persisted state (default MountRoot/.state).
+	StateDir string
+	// Mounter makes the mounts.
+	Mounter Mounter
+	// Guard mounts a read-only empty tmpfs under every FUSE mount, so that
+	// if the filesystem dies the mountpoint refuses writes (EROFS) instead
+	// of letting them land on the plugin's own disk. Needs CAP_SYS_ADMIN;
+	// tests of pure logic turn it off.
+	Guard bool
+	// CheckTimeout bounds the connectivity check of Create (default 30s).
+	CheckTimeout time.Duration
+	// MountTimeout bounds connecting and mounting one volume (default 60s).
+	MountTimeout time.Duration
+	// AliveTimeout bounds the liveness probe of a reused mount (default 5s).
+	AliveTimeout time.Duration
+	// Logger receives events; nil discards them.
+	Logger *slog.Logger
+}
+
+// Driver implements volume.Driver. It is safe for concurrent use.
+//
+// Locking: mu guards the volume map and every volume's record and live
+// fields, and is only ever held for memory operations. Each volume's op
+// lock serializes Mount/Unmount/Remove of that volume and is the only lock
+// held across network I/O, so a dead server blocks only its own volume.
+// saveMu orders state writes.
+type Driver struct {
+	cfg   Config
+	log   *slog.Logger
+	store *store
+
+	mu   sync.Mutex
+	vols map[string]*vol
+
+	saveMu sync.Mutex
+
+	bg sync.WaitGroup
+}
+
+type vol struct {
+	name string
+	op   sync.Mutex // held across network I/O; see Driver
+
+	// Guarded by Driver.mu.
+	rec     volumeRecord
+	mount   Mount
+	guarded bool
+	lastErr string
+	state   string // set while no mount is live: "unmounted", "mounting", "mount-failed"
+	removed bool
+}
+
+// validateName applies Docker's rule for volume names; it also keeps a
+// name from escaping MountRoot or colliding with the ".state" directory.
+func validateName(name string) error {
+	ok := len(name) >= 1 && len(name) <= 255
+	for i := 0; ok && i < len(name); i++ {
+		c := name[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		ok = alnum || i > 0 && (c == '_' || c == '.' || c == '-')
+	}
+	if !ok {
+		return fmt.Errorf("invalid volume name %q: use letters, digits, '_', '.' and '-', starting with a letter or digit", name)
+	}
+	return nil
+}
+
+// New loads the persisted state and cleans up mounts left under MountRoot
+// by a previous run. Call Start after the socket is listening to remount
+// volumes that were in use.
+func New(cfg Config) (*Driver, error) {
+	if cfg.MountRoot == "" {
+		return nil, errors.New("driver: MountRoot is required")
+	}
+	if cfg.Mounter == nil {
+		return nil, errors.New("driver: Mounter is required")
+	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = filepath.Join(cfg.MountRoot, ".state")
+	}
+	if cfg.CheckTimeout <= 0 {
+		cfg.CheckTimeout = 30 * time.Second
+	}
+	if cfg.MountTimeout <= 0 {
+		cfg.MountTimeout = 60 * time.Second
+	}
+	if cfg.AliveTimeout <= 0 {
+		cfg.AliveTimeout = 5 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := os.MkdirAll(cfg.MountRoot, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the mount root %s: %w", cfg.MountRoot, err)
+	}
+	st, err := newStore(cfg.StateDir, log)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := st.load()
+	if err != nil {
+		return nil, err
+	}
+	d := &Driver{cfg: cfg, log: log, store: st, vols: map[string]*vol{}}
+	for name, r := range recs {
+		d.vols[name] = &vol{name: name, rec: *r, state: "unmounted"}
+	}
+	d.cleanStale()
+	log.Info("volume driver ready", "volumes", len(d.vols), "mount_root", cfg.MountRoot, "state_dir", cfg.StateDir)
+	return d, nil
+}
+
+// cleanStale detaches every mount below MountRoot: after a crash or a
+// plugin restart they are dead FUSE mounts (ENOTCONN) or orphaned guards.
+func (d *Driver) cleanStale() {
+	mps, err := mountsBelow(d.cfg.MountRoot)
+	if err != nil {
+		d.log.Warn("could not list stale mounts", "error", err)
+		return
+	}
+	for _, mp := range mps {
+		if err := detachAll(mp, 8); err != nil {
+			d.log.Warn("could not detach a stale mount", "mountpoint", mp, "error", err)
+			continue
+		}
+		d.log.Info("detached stale mount from a previous run", "mountpoint", mp)
+	}
+}
+
+// Start remounts, in the background, every volume that still had callers
+// when the plugin last stopped, each bounded by MountTimeout. Call it once
+// the socket is listening, so Docker never waits on a slow server.
+func (d *Driver) Start() {
+	d.mu.Lock()
+	var todo []*vol
+	for _, v := range d.vols {
+		if len(v.rec.MountIDs) > 0 {
+			todo = append(todo, v)
+		}
+	}
+	d.mu.Unlock()
+	for _, v := range todo {
+		d.bg.Add(1)
+		go func() {
+			defer d.bg.Done()
+			v.op.Lock()
+			defer v.op.Unlock()
+			d.mu.Lock()
+			skip := v.removed || len(v.rec.MountIDs) == 0 || v.mount != nil
+			d.mu.Unlock()
+			if skip {
+				return
+			}
+			if err := d.mountLocked(v); err != nil {
+				d.log.Error("remounting a volume that was in use before the restart failed; the next container start retries",
+					"volume", v.name, "error", err)
+				return
+			}
+			d.log.Info("remounted volume that was in use before the restart", "volume", v.name)
+		}()
+	}
+}
+
+// Wait waits for background remounts started by Start.
+func (d *Driver) Wait() { d.bg.Wait() }
+
+// Shutdown unmounts every live mount but keeps the callers in the state,
+// so the next start remounts them. Used when the plugin is stopped.
+func (d *Driver) Shutdown() {
+	d.bg.Wait()
+	d.mu.Lock()
+	all := slices.Collect(maps.Values(d.vols))
+	d.mu.Unlock()
+	for _, v := range all {
+		v.op.Lock()
+		d.teardownLocked(v)
+		v.op.Unlock()
+	}
+}
+
+func (d *Driver) mountpoint(name string) string { return filepath.Join(d.cfg.MountRoot, name) }
+
+func (d *Driver) lookup(name string) (*vol, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, ok := d.vols[name]
+	if !ok {
+		return nil, fmt.Errorf("volume %q does not exist in the sftpfs driver", name)
+	}
+	return v, nil
+}
+
+// save persists the current records. saveMu is taken before the snapshot
+// so writes land in the order the snapshots were taken.
+func (d *Driver) save() error {
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
+	d.mu.Lock()
+	recs := make(map[string]*volumeRecord, len(d.vols))
+	for name, v := range d.vols {
+		r := v.rec
+		r.Options = maps.Clone(v.rec.Options)
+		r.MountIDs = slices.Clone(v.rec.MountIDs)
+		recs[name] = &r
+	}
+	d.mu.Unlock()
+	if err := d.store.save(recs); err != nil {
+		d.log.Error("could not persist the plugin state", "error", err)
+		return err
+	}
+	return nil
+}
+
+// Create validates the options and checks that the server can be reached
+// and authenticated to, so that a volume that can never work fails here.
+func (d *Driver) Create(req *volume.CreateRequest) error {
+	if err := validateName(req.Name); err != nil {
+		return err
+	}
+	opts := req.Options
+	if opts == nil {
+		opts = map[string]string{}
+	}
+	if _, err := d.cfg.Mounter.Validate(opts); err != nil {
+		return fmt.Errorf("volume %q: %w", req.Name, err)
+	}
+	canon, err := d.cfg.Mounter.Canonical(opts)
+	if err != nil {
+		return fmt.Errorf("volume %q: %w", req.Name, err)
+	}
+	// A re-create (Docker does this for compose files and for `docker run
+	// -v` of an existing name) must not do network I/O or change anything.
+	d.mu.Lock()
+	if v, ok := d.vols[req.Name]; ok {
+		same := d.sameOptions(v.rec.Options, canon)
+		d.mu.Unlock()
+		if same {
+			return nil
+		}
+		return fmt.Errorf("volume %q already exists with different options; remove it first (docker volume rm %s) or use another name", req.Name, req.Name)
+	}
+	d.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.CheckTimeout)
+	defer cancel()
+	start := time.Now()
+	info, err := d.cfg.Mounter.Check(ctx, opts)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("volume %q: could not reach the server within %s: %w", req.Name, d.cfg.CheckTimeout, err)
+		}
+		return fmt.Errorf("volume %q: %w", req.Name, err)
+	}
+	d.log.Info("volume checked", "volume", req.Name, "backend", info.Backend, "remote", info.Remote, "host_key", info.HostKey, "took", time.Since(start).Round(time.Millisecond))
+
+	d.mu.Lock()
+	if v, ok := d.vols[req.Name]; ok {
+		// Lost a race with a concurrent create of the same name.
+		same := d.sameOptions(v.rec.Options, canon)
+		d.mu.Unlock()
+		if same {
+			return nil
+		}
+		return fmt.Errorf("volume %q already exists with different options; remove it first (docker volume rm %s) or use another name", req.Name, req.Name)
+	}
+	d.vols[req.Name] = &vol{name: req.Name, state: "unmounted", rec: volumeRecord{
+		Options:   maps.Clone(opts),
+		CreatedAt: time.Now().UTC(),
+		Backend:   info.Backend,
+		Remote:    info.Remote,
+		HostKey:   info.HostKey,
+	}}
+	d.mu.Unlock()
+	if err := d.save(); err != nil {
+		d.mu.Lock()
+		delete(d.vols, req.Name)
+		d.mu.Unlock()
+		return fmt.Errorf("volume %q: %w", req.Name, err)
+	}
+	d.log.Info("volume created", "volume", req.Name)
+	return nil
+}
+
+// sameOptions compares stored options with canonical new ones.
+func (d *Driver) sameOptions(stored, canon map[string]string) bool {
+	old, err := d.cfg.Mounter.Canonical(stored)
+	if err != nil {
+		return false
+	}
+	return maps.Equal(old, canon)
+}
+
+// Remove forgets a volume. It never touches remote data; it only removes
+// the empty local mountpoint directory.
+func (d *Driver) Remove(req *volume.RemoveRequest) error {
+	v, err := d.lookup(req.Name)
+	if err != nil {
+		return err
+	}
+	v.op.Lock()
+	defer v.op.Unlock()
+	d.mu.Lock()
+	n := len(v.rec.MountIDs)
+	d.mu.Unlock()
+	if n > 0 {
+		return fmt.Errorf("volume %q is in use by %d mount(s); stop the containers using it first", req.Name, n)
+	}
+	d.teardownLocked(v)
+	mp := d.mountpoint(req.Name)
+	if c, err := mountCount(mp); err != nil {
+		return fmt.Errorf("volume %q: %w", req.Name, err)
+	} else if c > 0 {
+		return fmt.Errorf("volume %q: something is still mounted on %s; unmount it and retry", req.Name, mp)
+	}
+	// os.Remove, never RemoveAll: if anything is in the directory it
+	// is not ours to delete.
+	if err := os.Remove(mp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		d.log.Warn("left the mountpoint directory in place", "volume", req.Name, "mountpoint", mp, "error", err)
+	}
+	d.mu.Lock()
+	delete(d.vols, req.Name)
+	v.removed = true
+	d.mu.Unlock()
+	if err := d.save(); err != nil {
+		return fmt.Errorf("volume %q was removed but the state could not be saved: %w", req.Name, err)
+	}
+	d.log.Info("volume removed (remote data untouched)", "volume", req.Name)
+	return nil
+}
+
+// Mount mounts the volume for caller req.ID; the first caller connects,
+// later ones reuse the mount after checking it is alive.
+func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) {
+	v, err := d.lookup(req.Name)
+	if err != nil {
+		return nil, err
+	}
+	v.op.Lock()
+	defer v.op.Unlock()
+	d.mu.Lock()
+	if v.removed {
+		d.mu.Unlock()
+		return nil, fmt.Errorf("volume %q does not exist in the sftpfs driver", req.Name)
+	}
+	m := v.mount
+	d.mu.Unlock()
+
+	if m != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), d.cfg.AliveTimeout)
+		err := m.Alive(ctx)
+		cancel()
+		if err != nil {
+			d.log.Warn("mount is dead; remounting", "volume", req.Name, "error", err)
+			d.mu.Lock()
+			v.lastErr = "mount died: " + err.Error()
+			d.mu.Unlock()
+			d.unmountFUSELocked(v)
+			m = nil
+		}
+	}
+	if m == nil {
+		if err := d.mountLocked(v); err != nil {
+			d.mu.Lock()
+			idle := len(v.rec.MountIDs) == 0
+			d.mu.Unlock()
+			if idle {
+				// Nobody uses the mountpoint: drop the guard too.
+				d.teardownLocked(v)
+			}
+			return nil, fmt.Errorf("volume %q: %w", req.Name, err)
+		}
+	}
+	d.mu.Lock()
+	if !slices.Contains(v.rec.MountIDs, req.ID) {
+		v.rec.MountIDs = append(v.rec.MountIDs, req.ID)
+	}
+	count := len(v.rec.MountIDs)
+	d.mu.Unlock()
+	if err := d.save(); err != nil {
+		return nil, fmt.Errorf("volume %q: %w", req.Name, err)
+	}
+	d.log.Info("volume mounted", "volume", req.Name, "id", req.ID, "mounts", count)
+	return &volume.MountResponse{Mountpoint: d.mountpoint(req.Name)}, nil
+}
+
+// mountLocked mounts v (guard first, then the filesystem). Caller holds
+// v.op and v has no live mount.
+func (d *Driver) mountLocked(v *vol) error {
+	mp := d.mountpoint(v.name)
+	d.mu.Lock()
+	opts := maps.Clone(v.rec.Options)
+	v.state = "mounting"
+	guarded := v.guarded
+	d.mu.Unlock()
+	fail := func(err error) error {
+		d.mu.Lock()
+		v.state = "mount-failed"
+		v.lastErr = err.Error()
+		d.mu.Unlock()
+		return err
+	}
+	if err := os.MkdirAll(mp, 0o755); err != nil {
+		return fail(fmt.Errorf("creating the mountpoint %s: %w", mp, err))
+	}
+	if d.cfg.Guard && !guarded {
+		// Anything already there is a leftover (a dead mount from a
+		// crash); detach it so we start from the bare directory.
+		if err := detachAll(mp, 8); err != nil {
+			return fail(err)
+		}
+		if err := unix.Mount("sftpfs-guard", mp, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=4k,nr_inodes=16,mode=0555"); err != nil {
+			return fail(fmt.Errorf("mounting the read-only guard on %s (the plugin needs CAP_SYS_ADMIN): %w", mp, err))
+		}
+		d.mu.Lock()
+		v.guarded = true
+		d.mu.Unlock()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.MountTimeout)
+	defer cancel()
+	m, err := d.cfg.Mounter.Mount(ctx, opts, mp)
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("mounting did not finish within %s: %w", d.cfg.MountTimeout, err)
+		}
+		return fail(err)
+	}
+	d.mu.Lock()
+	v.mount = m
+	v.lastErr = ""
+	d.mu.Unlock()
+	go d.watch(v, m)
+	return nil
+}
+
+// watch logs when a filesystem server stops on its own, so the reason is
+// in dockerd's log even before the next Mount notices.
+func (d *Driver) watch(v *vol, m Mount) {
+	<-m.Done()
+	d.mu.Lock()
+	live := v.mount == m
+	d.mu.Unlock()
+	if live {
+		d.log.Warn("the volume's filesystem stopped while in use; the next mount remounts it", "volume", v.name)
+	}
+}
+
+// unmountFUSELocked removes the filesystem mount but leaves the guard.
+func (d *Driver) unmountFUSELocked(v *vol) {
+	d.mu.Lock()
+	m := v.mount
+	v.mount = nil
+	d.mu.Unlock()
+	if m == nil {
+		return
+	}
+	if err := m.Unmount(); err != nil {
+		d.log.Warn("unmount reported an error", "volume", v.name, "error", err)
+	}
+	if !d.cfg.Guard {
+		return
+	}
+	// Whatever is left above the guard (a dead FUSE mount the unmount
+	// could not remove) is detached so the guard is on top again.
+	mp := d.mountpoint(v.name)
+	if n, err := mountCount(mp); err == nil && n > 1 {
+		for range n - 1 {
+			if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil {
+				d.log.Warn("could not detach a dead mount", "volume", v.name, "error", err)
+				break
+			}
+		}
+	}
+}
+
+// teardownLocked removes the filesystem and the guard.
+func (d *Driver) teardownLocked(v *vol) {
+	d.unmountFUSELocked(v)
+	d.mu.Lock()
+	guarded := v.guarded
+	v.guarded = false
+	v.state = "unmounted"
+	d.mu.Unlock()
+	if guarded {
+		if err := detachAll(d.mountpoint(v.name), 8); err != nil {
+			d.log.Warn("could not remove the guard mount", "volume", v.name, "error", err)
+		}
+	}
+}
+
+// Unmount releases caller req.ID; the last one tears the mount down.
+func (d *Driver) Unmount(req *volume.UnmountRequest) error {
+	v, err := d.lookup(req.Name)
+	if err != nil {
+		return err
+	}
+	v.op.Lock()
+	defer v.op.Unlock()
+	d.mu.Lock()
+	if i := slices.Index(v.rec.MountIDs, req.ID); i >= 0 {
+		v.rec.MountIDs = slices.Delete(v.rec.MountIDs, i, i+1)
+	} else {
+		d.log.Warn("unmount from a caller that had not mounted the volume", "volume", req.Name, "id", req.ID)
+	}
+	left := len(v.rec.MountIDs)
+	d.mu.Unlock()
+	if left == 0 {
+		d.teardownLocked(v)
+	}
+	if err := d.save(); err != nil {
+		return fmt.Errorf("volume %q: %w", req.Name, err)
+	}
+	d.log.Info("volume unmounted", "volume", req.Name, "id", req.ID, "mounts", left)
+	return nil
+}
+
+// Path reports where the volume is mounted, or "" when it is not.
+func (d *Driver) Path(req *volume.PathRequest) (*volume.PathResponse, error) {
+	v, err := d.lookup(req.Name)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if v.mount == nil {
+		return &volume.PathResponse{}, nil
+	}
+	return &volume.PathResponse{Mountpoint: d.mountpoint(req.Name)}, nil
+}
+
+// Get describes one volume. Like List it does no I/O and takes no
+// per-volume lock, so it answers while a server is unreachable.
+func (d *Driver) Get(req *volume.GetRequest) (*volume.GetResponse, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, ok := d.vols[req.Name]
+	if !ok {
+		return nil, fmt.Errorf("volume %q does not exist in the sftpfs driver", req.Name)
+	}
+	return &volume.GetResponse{Volume: d.describe(v)}, nil
+}
+
+// List describes every volume.
+func (d *Driver) List() (*volume.ListResponse, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	names := slices.Collect(maps.Keys(d.vols))
+	sort.Strings(names)
+	out := &volume.ListResponse{Volumes: []*volume.Volume{}}
+	for _, n := range names {
+		out.Volumes = append(out.Volumes, d.describe(d.vols[n]))
+	}
+	return out, nil
+}
+
+// describe builds the Docker view of v. Caller holds d.mu.
+func (d *Driver) describe(v *vol) *volume.Volume {
+	st := map[string]any{
+		"backend":    v.rec.Backend,
+		"remote":     v.rec.Remote,
+		"mounts":     len(v.rec.MountIDs),
+		"reconnects": int64(0),
+		"state":      v.state,
+	}
+	hostKey := v.rec.HostKey
+	lastErr := v.lastErr
+	if v.mount != nil {
+		ms := v.mount.Status()
+		st["state"] = ms.State
+		st["reconnects"] = ms.Reconnects
+		if ms.HostKey != "" {
+			hostKey = ms.HostKey
+		}
+		if ms.LastError != "" {
+			lastErr = ms.LastError
+		}
+		select {
+		case <-v.mount.Done():
+			st["state"] = "dead"
+		default:
+		}
+	}
+	if hostKey != "" {
+		st["host_key"] = hostKey
+	}
+	if lastErr != "" {
+		st["last_error"] = lastErr
+	}
+	vv := &volume.Volume{
+		Name:      v.name,
+		CreatedAt: v.rec.CreatedAt.Format(time.RFC3339),
+		Status:    st,
+	}
+	if v.mount != nil {
+		vv.Mountpoint = d.mountpoint(v.name)
+	}
+	return vv
+}
+
+// Capabilities reports local scope: a volume is a per-node mount of a
+// remote, and each node's plugin keeps its own state (see doc.go).
+func (d *Driver) Capabilities() *volume.CapabilitiesResponse {
+	return &volume.CapabilitiesResponse{Capabilities: volume.Capability{Scope: "local"}}
+}
