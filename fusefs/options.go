@@ -30,6 +30,9 @@ type Options struct {
 	AttrTimeout, EntryTimeout, NegativeTimeout time.Duration
 	// MaxWrite is the largest write request the kernel sends.
 	MaxWrite int
+	// MaxReadAhead is how far the kernel reads ahead of a sequential
+	// reader; 0 means MaxWrite (the kernel caps it at its own maximum).
+	MaxReadAhead int
 	// FSName and Subtype appear in /proc/mounts ("sftpfs#user@host:/p").
 	FSName, Subtype string
 	// Debug logs every FUSE request (go-fuse's debug output).

@@ -1,0 +1,93 @@
+package fusefs
+
+import (
+	"io/fs"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/sftpfs/sftpfs/backend"
+)
+
+// typeBits returns the S_IFMT bits for a Go file mode. Types the kernel
+// could not use anyway (irregular files) are presented as regular files.
+func typeBits(m fs.FileMode) uint32 {
+	switch {
+	case m&fs.ModeDir != 0:
+		return syscall.S_IFDIR
+	case m&fs.ModeSymlink != 0:
+		return syscall.S_IFLNK
+	case m&fs.ModeNamedPipe != 0:
+		return syscall.S_IFIFO
+	case m&fs.ModeSocket != 0:
+		return syscall.S_IFSOCK
+	case m&fs.ModeDevice != 0 && m&fs.ModeCharDevice != 0:
+		return syscall.S_IFCHR
+	case m&fs.ModeDevice != 0:
+		return syscall.S_IFBLK
+	}
+	return syscall.S_IFREG
+}
+
+// unixPerm converts the permission part of a Go file mode (including
+// setuid, setgid and sticky) to the numeric form used on the wire.
+func unixPerm(m fs.FileMode) uint32 {
+	p := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		p |= syscall.S_ISUID
+	}
+	if m&fs.ModeSetgid != 0 {
+		p |= syscall.S_ISGID
+	}
+	if m&fs.ModeSticky != 0 {
+		p |= syscall.S_ISVTX
+	}
+	return p
+}
+
+// goPerm is the inverse of unixPerm for the low 12 bits of m.
+func goPerm(m uint32) fs.FileMode {
+	p := fs.FileMode(m & 0o777)
+	if m&syscall.S_ISUID != 0 {
+		p |= fs.ModeSetuid
+	}
+	if m&syscall.S_ISGID != 0 {
+		p |= fs.ModeSetgid
+	}
+	if m&syscall.S_ISVTX != 0 {
+		p |= fs.ModeSticky
+	}
+	return p
+}
+
+// fillAttr presents a backend FileInfo to the kernel, applying the
+// owner mapping and the umask. Ino is left to go-fuse, which owns inode
+// numbers (see doc.go).
+func (fsys *filesystem) fillAttr(fi backend.FileInfo, a *fuse.Attr) {
+	a.Mode = typeBits(fi.Mode) | unixPerm(fi.Mode)&^unixPerm(fsys.o.Umask)
+	a.Size = uint64(max(fi.Size, 0))
+	a.Blocks = 0 // go-fuse derives blocks from Size
+	mt := fi.ModTime
+	if mt.IsZero() {
+		// A zero time.Time is year 1, which does not fit the kernel's
+		// unsigned seconds; the epoch is the conventional "unknown".
+		mt = time.Unix(0, 0)
+	}
+	at := fi.ATime
+	if at.IsZero() {
+		at = mt
+	}
+	a.SetTimes(&at, &mt, &mt)
+	a.Nlink = fi.Nlink
+	if a.Nlink == 0 {
+		a.Nlink = 1
+	}
+	a.Uid, a.Gid = fi.UID, fi.GID
+	if fsys.o.UID >= 0 {
+		a.Uid = uint32(fsys.o.UID)
+	}
+	if fsys.o.GID >= 0 {
+		a.Gid = uint32(fsys.o.GID)
+	}
+}

@@ -1,0 +1,66 @@
+// Package fusefs presents a backend.Backend to the kernel as a FUSE
+// filesystem, using go-fuse's fs package. It talks only to the
+// backend.Backend interface and never to a concrete backend; it owns
+// every kernel-facing policy (error numbers, owners, modes, read-only).
+//
+// # Path-based nodes
+//
+// Each file, directory or symlink the kernel knows is a node embedding
+// fs.Inode. Nodes store no path: the backend path is recomputed from the
+// go-fuse Inode tree on every operation (node.path), so a rename of a
+// directory needs no bookkeeping in its descendants. A node whose last
+// name is gone (unlinked, or renamed over) is unreachable from the root;
+// path operations on it fail with ENOENT instead of touching whatever now
+// lives at its old path, while operations through an open handle keep
+// working (read, write, fstat of an unlinked file).
+//
+// # Inode numbers
+//
+// go-fuse hands out inode numbers (StableAttr.Ino == 0). The backend's
+// FileInfo.Ino is ignored: SFTP has none, and a local directory may reuse
+// a number after a delete, which would make go-fuse resurrect a stale
+// node for an unrelated file. A lookup of a name whose node the kernel
+// still holds reuses that node, so a number is stable per path for as
+// long as the kernel caches it. A hard link made through the mount
+// shares its target's node and number; links discovered later may show
+// different numbers, which POSIX tools tolerate.
+//
+// # Attributes and READDIRPLUS
+//
+// Getattr prefers an open file handle (go-fuse supplies one when the
+// node has any), so sizes reflect writes made through it. Directory
+// handles implement fs.FileLookuper: the attributes the backend returned
+// with the listing answer the kernel's READDIRPLUS, so `ls -l` costs one
+// ReadDir rather than a stat per entry.
+//
+// # Files
+//
+// A fileHandle wraps a backend.File; operations racing with Release get
+// EBADF and never use a closed file. O_APPEND is stripped at open: the
+// kernel sends the end-of-file offset with every append write. Flush
+// (close(2)) syncs a handle that was written to, because it is the last
+// place a deferred write error can reach the application.
+//
+// # Errors
+//
+// toErrno is the only translation from backend errors to errno: a
+// syscall.Errno anywhere in the chain wins, then the io/fs sentinels
+// (ENOENT, EEXIST, EACCES, EINVAL), errors.ErrUnsupported (ENOTSUP),
+// timeouts (EIO, logged); anything else is logged and reported as EIO.
+// Backend calls do not inherit the kernel's interrupt cancellation (see
+// bctx).
+//
+// # Owners, modes, read-only
+//
+// With Options.UID/GID >= 0 every file is presented as owned by those
+// ids, and chown succeeds without effect (Docker chowns a new volume's
+// content when it copies image data in, and a failure there would abort
+// the container's start). Without mapping, chown goes to the backend.
+// Options.Umask clears bits from presented modes and from the modes of
+// new files. Options.ReadOnly mounts with "ro" and additionally makes
+// every mutating operation fail with EROFS inside the filesystem.
+//
+// Extended attributes are not supported: the first request answers
+// ENOSYS, which the kernel remembers for the mount, so later requests
+// fail with EOPNOTSUPP without a round trip.
+package fusefs

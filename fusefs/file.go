@@ -1,0 +1,160 @@
+package fusefs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/sftpfs/sftpfs/backend"
+)
+
+// fileHandle is one open(2) of a regular file. go-fuse already waits for
+// running operations on a handle before it calls Release, but the handle
+// does not rely on that: every operation holds mu for reading and checks
+// released, and Release takes mu for writing, so an operation that races
+// with Release gets EBADF and never touches a closed backend.File.
+type fileHandle struct {
+	node *node
+	mu   sync.RWMutex
+	f    backend.File
+	// released is set once by Release under mu.Lock.
+	released bool
+	// dirty is set by writes and cleared by a successful Flush/Fsync, so
+	// that close(2) of a file that was only read costs no round trip.
+	dirtyMu sync.Mutex
+	dirty   bool
+}
+
+func newFileHandle(n *node, f backend.File) *fileHandle {
+	return &fileHandle{node: n, f: f}
+}
+
+// with runs fn with the backend file unless the handle was released.
+func (h *fileHandle) with(fn func(f backend.File) syscall.Errno) syscall.Errno {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.released {
+		return syscall.EBADF
+	}
+	return fn(h.f)
+}
+
+func (h *fileHandle) errno(op string, err error) syscall.Errno {
+	return toErrno(h.node.fsys.log, op, h.node.debugPath(), err)
+}
+
+func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	var n int
+	errno := h.with(func(f backend.File) syscall.Errno {
+		var err error
+		n, err = f.ReadAt(dest, off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return h.errno("read", err)
+		}
+		return 0
+	})
+	if errno != 0 {
+		return nil, errno
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if h.node.fsys.o.ReadOnly {
+		return 0, syscall.EROFS
+	}
+	var n int
+	errno := h.with(func(f backend.File) syscall.Errno {
+		h.setDirty(true)
+		var err error
+		n, err = f.WriteAt(data, off)
+		if err != nil {
+			return h.errno("write", err)
+		}
+		return 0
+	})
+	return uint32(n), errno
+}
+
+func (h *fileHandle) setDirty(v bool) {
+	h.dirtyMu.Lock()
+	h.dirty = v
+	h.dirtyMu.Unlock()
+}
+
+func (h *fileHandle) takeDirty() bool {
+	h.dirtyMu.Lock()
+	defer h.dirtyMu.Unlock()
+	d := h.dirty
+	h.dirty = false
+	return d
+}
+
+// Flush runs on every close(2) of a descriptor (and of each dup). It is
+// the last point where a write error can still reach the application,
+// since the kernel ignores what Release returns. A backend may defer
+// write errors until Sync or Close, so a handle that was written to is
+// synced here; handles that were only read cost nothing.
+func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
+	return h.with(func(f backend.File) syscall.Errno {
+		if !h.takeDirty() {
+			return 0
+		}
+		if err := f.Sync(); err != nil {
+			return h.errno("flush", err)
+		}
+		return 0
+	})
+}
+
+func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	return h.with(func(f backend.File) syscall.Errno {
+		h.takeDirty()
+		if err := f.Sync(); err != nil {
+			return h.errno("fsync", err)
+		}
+		return 0
+	})
+}
+
+// Release closes the backend file. The kernel ignores the result, so a
+// close error is only logged (Flush already reported pending errors).
+func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.released {
+		return syscall.EBADF
+	}
+	h.released = true
+	if err := h.f.Close(); err != nil {
+		return h.errno("close", err)
+	}
+	return 0
+}
+
+func (h *fileHandle) stat() (backend.FileInfo, syscall.Errno) {
+	var fi backend.FileInfo
+	errno := h.with(func(f backend.File) syscall.Errno {
+		var err error
+		fi, err = f.Stat()
+		if err != nil {
+			return h.errno("fstat", err)
+		}
+		return 0
+	})
+	return fi, errno
+}
+
+func (h *fileHandle) truncate(size int64) syscall.Errno {
+	return h.with(func(f backend.File) syscall.Errno {
+		h.setDirty(true)
+		if err := f.Truncate(size); err != nil {
+			return h.errno("ftruncate", err)
+		}
+		return 0
+	})
+}

@@ -1,0 +1,118 @@
+package fusefs
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/sftpfs/sftpfs/backend"
+)
+
+// NewRoot returns the root node of the filesystem presenting b with
+// options o. Mount uses it; it is exported so that other code and tests
+// can build the tree with go-fuse directly (fs.NewNodeFS).
+func NewRoot(b backend.Backend, o Options) fs.InodeEmbedder {
+	return newFilesystem(b, o).root
+}
+
+func newFilesystem(b backend.Backend, o Options) *filesystem {
+	lg := o.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	fsys := &filesystem{b: b, caps: b.Capabilities(), o: o, log: lg}
+	fsys.root = &node{fsys: fsys}
+	return fsys
+}
+
+// mapsOwner reports whether files are presented with mapped owners, in
+// which case chown is accepted and ignored (see Setattr).
+func (fsys *filesystem) mapsOwner() bool { return fsys.o.UID >= 0 || fsys.o.GID >= 0 }
+
+// fsOptions translates Options into go-fuse's mount options.
+func fsOptions(o Options) *fs.Options {
+	maxWrite := o.MaxWrite
+	if maxWrite <= 0 {
+		maxWrite = DefaultOptions().MaxWrite
+	}
+	readAhead := o.MaxReadAhead
+	if readAhead <= 0 {
+		readAhead = maxWrite
+	}
+	name := o.Subtype
+	if name == "" {
+		name = "sftpfs"
+	}
+	fsName := o.FSName
+	if fsName == "" {
+		fsName = name
+	}
+	mo := fuse.MountOptions{
+		// mount(2) directly: the plugin runs as root in its own
+		// container where no fusermount binary exists. Without
+		// DirectMountStrict go-fuse still falls back to fusermount
+		// for unprivileged `sftpfs mount` users.
+		DirectMount:  true,
+		AllowOther:   o.AllowOther,
+		FsName:       fsName,
+		Name:         name,
+		MaxWrite:     maxWrite,
+		MaxReadAhead: readAhead,
+		// Locks would only be local to this client; pretending to
+		// lock a shared remote file would be worse than refusing.
+		EnableLocks: false,
+		Debug:       o.Debug,
+	}
+	if o.DefaultPermissions {
+		mo.Options = append(mo.Options, "default_permissions")
+	}
+	if o.ReadOnly {
+		mo.Options = append(mo.Options, "ro")
+	}
+	lg := loggerOrDiscard(o.Logger)
+	if o.Debug {
+		// Info, not Debug: whoever sets Debug wants to see the
+		// request trace without also lowering the logger's level.
+		mo.Logger = slog.NewLogLogger(lg.Handler(), slog.LevelInfo)
+	}
+	fo := &fs.Options{
+		MountOptions: mo,
+		AttrTimeout:  &o.AttrTimeout,
+		EntryTimeout: &o.EntryTimeout,
+		// Modes are presented exactly as the storage reports them; a
+		// mode of 0 must not be turned into 0644/0755.
+		NullPermissions: true,
+		// go-fuse's own diagnostics ("this looks wrong") are warnings.
+		Logger: slog.NewLogLogger(lg.Handler(), slog.LevelWarn),
+	}
+	if o.NegativeTimeout > 0 {
+		fo.NegativeTimeout = &o.NegativeTimeout
+	}
+	return fo
+}
+
+func loggerOrDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}
+
+// Mount mounts b at mountpoint and serves it until the returned server
+// is unmounted (server.Unmount) or the filesystem is unmounted from
+// outside (then server.Wait returns). It returns once the kernel has
+// completed the mount, so the mountpoint is usable immediately.
+func Mount(mountpoint string, b backend.Backend, o Options) (*fuse.Server, error) {
+	if b == nil {
+		return nil, errors.New("fusefs: mount: no backend given")
+	}
+	root := NewRoot(b, o)
+	server, err := fs.Mount(mountpoint, root, fsOptions(o))
+	if err != nil {
+		return nil, fmt.Errorf("fusefs: mount %s: %w (mounting needs root or a fusermount binary, and an existing empty directory)", mountpoint, err)
+	}
+	return server, nil
+}

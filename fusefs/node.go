@@ -1,0 +1,515 @@
+package fusefs
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/sftpfs/sftpfs/backend"
+)
+
+// filesystem is the state shared by every node of one mount.
+type filesystem struct {
+	b    backend.Backend
+	caps backend.Capabilities
+	o    Options
+	log  *slog.Logger
+	root *node
+}
+
+// node is a file, directory or symlink. It stores no path: the path is
+// recomputed from the go-fuse Inode tree on every operation, so renames
+// of a parent directory need no bookkeeping here.
+type node struct {
+	fs.Inode
+	fsys *filesystem
+}
+
+// bctx turns the per-request context into the one passed to the
+// backend. It deliberately drops the kernel's interrupt cancellation:
+// the Go runtime (of any Go program using the mount, including these
+// tests) delivers SIGURG for preemption, which the kernel turns into
+// FUSE interrupts, and honouring them would make ordinary operations
+// fail with EINTR at random. Fatal signals still end a blocked caller
+// (the kernel stops waiting itself), and a network backend bounds every
+// operation with its own timeout.
+func bctx(ctx context.Context) context.Context {
+	return context.WithoutCancel(ctx)
+}
+
+// path returns the backend path of n. ok is false when n is no longer
+// reachable from the root (its last name was unlinked or renamed over):
+// whatever now lives at its old path is a different file.
+func (n *node) path() (p string, ok bool) {
+	root := n.fsys.root.EmbeddedInode()
+	var segs []string
+	for in := &n.Inode; in != root; {
+		name, parent := in.Parent()
+		if parent == nil {
+			return "", false
+		}
+		segs = append(segs, name)
+		in = parent
+	}
+	if len(segs) == 0 {
+		return ".", true
+	}
+	for i, j := 0, len(segs)-1; i < j; i, j = i+1, j-1 {
+		segs[i], segs[j] = segs[j], segs[i]
+	}
+	return strings.Join(segs, "/"), true
+}
+
+// debugPath is the path for log messages.
+func (n *node) debugPath() string {
+	if p, ok := n.path(); ok {
+		return p
+	}
+	return "(deleted)"
+}
+
+// childPath is the backend path of name inside directory n.
+func (n *node) childPath(name string) (string, syscall.Errno) {
+	p, ok := n.path()
+	if !ok {
+		return "", syscall.ENOENT
+	}
+	if p == "." {
+		return name, 0
+	}
+	return p + "/" + name, 0
+}
+
+func (n *node) errno(op, name string, err error) syscall.Errno {
+	return toErrno(n.fsys.log, op, name, err)
+}
+
+// isRoot reports whether n is the mount's root directory.
+func (n *node) isRoot() bool { return n == n.fsys.root }
+
+// newChild returns the inode for name with attributes fi. A known child
+// of the same type is reused so that its inode number stays stable while
+// the kernel keeps it; otherwise a new inode with an automatic number is
+// made.
+func (n *node) newChild(ctx context.Context, name string, fi backend.FileInfo, out *fuse.EntryOut, reuse bool) *fs.Inode {
+	typ := typeBits(fi.Mode)
+	n.fsys.fillAttr(fi, &out.Attr)
+	if reuse {
+		if ch := n.GetChild(name); ch != nil && ch.StableAttr().Mode == typ {
+			return ch
+		}
+	}
+	return n.NewInode(ctx, &node{fsys: n.fsys}, fs.StableAttr{Mode: typ})
+}
+
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	p, errno := n.childPath(name)
+	if errno != 0 {
+		return nil, errno
+	}
+	fi, err := n.fsys.b.Lstat(bctx(ctx), p)
+	if err != nil {
+		return nil, n.errno("lookup", p, err)
+	}
+	return n.newChild(ctx, name, fi, out, true), 0
+}
+
+// statPath stats n by path; the root follows a symlink so that a volume
+// rooted at a symlinked directory still shows as a directory.
+func (n *node) statPath(ctx context.Context) (backend.FileInfo, syscall.Errno) {
+	p, ok := n.path()
+	if !ok {
+		return backend.FileInfo{}, syscall.ENOENT
+	}
+	var fi backend.FileInfo
+	var err error
+	if n.isRoot() {
+		fi, err = n.fsys.b.Stat(bctx(ctx), p)
+	} else {
+		fi, err = n.fsys.b.Lstat(bctx(ctx), p)
+	}
+	if err != nil {
+		return fi, n.errno("stat", p, err)
+	}
+	return fi, 0
+}
+
+// Getattr prefers an open handle: it sees writes made through it, and it
+// still works after the file's name is gone (fstat of an unlinked file).
+// go-fuse passes the node's first open handle when the kernel sends none.
+func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if h, ok := f.(*fileHandle); ok {
+		if fi, errno := h.stat(); errno == 0 {
+			n.fsys.fillAttr(fi, &out.Attr)
+			if _, reachable := n.path(); !reachable {
+				// The backend may not know link counts (SFTP does not);
+				// a file without a name has none left.
+				out.Nlink = 0
+			}
+			return 0
+		}
+	}
+	fi, errno := n.statPath(ctx)
+	if errno != 0 {
+		return errno
+	}
+	n.fsys.fillAttr(fi, &out.Attr)
+	return 0
+}
+
+func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	fsys := n.fsys
+	if fsys.o.ReadOnly {
+		return syscall.EROFS
+	}
+	h, _ := f.(*fileHandle)
+	p, reachable := n.path()
+	needPath := func() syscall.Errno {
+		if !reachable {
+			return syscall.ENOENT
+		}
+		return 0
+	}
+	bc := bctx(ctx)
+
+	if m, ok := in.GetMode(); ok {
+		if errno := needPath(); errno != 0 {
+			return errno
+		}
+		if err := fsys.b.Chmod(bc, p, goPerm(m)); err != nil {
+			return n.errno("chmod", p, err)
+		}
+	}
+
+	uid, uok := in.GetUID()
+	gid, gok := in.GetGID()
+	if (uok || gok) && !fsys.mapsOwner() {
+		if errno := needPath(); errno != 0 {
+			return errno
+		}
+		u, g := -1, -1
+		if uok {
+			u = int(uid)
+		}
+		if gok {
+			g = int(gid)
+		}
+		if err := fsys.b.Chown(bc, p, u, g); err != nil {
+			return n.errno("chown", p, err)
+		}
+	}
+	// With owner mapping on, chown succeeds without doing anything: every
+	// file is presented as owned by the mapped ids anyway, and Docker
+	// chowns a new volume's content to the image's owner when it copies
+	// it up; failing that would abort the container's start.
+
+	if sz, ok := in.GetSize(); ok {
+		if h != nil {
+			if errno := h.truncate(int64(sz)); errno != 0 {
+				return errno
+			}
+		} else {
+			if errno := needPath(); errno != 0 {
+				return errno
+			}
+			if err := fsys.b.Truncate(bc, p, int64(sz)); err != nil {
+				return n.errno("truncate", p, err)
+			}
+		}
+	}
+
+	// UTIME_OMIT arrives as an absent attribute and UTIME_NOW as the
+	// current time (go-fuse resolves FATTR_*TIME_NOW); a zero time.Time
+	// tells the backend to leave that time alone.
+	mt, mok := in.GetMTime()
+	at, aok := in.GetATime()
+	if mok || aok {
+		if errno := needPath(); errno != 0 {
+			return errno
+		}
+		if !mok {
+			mt = time.Time{}
+		}
+		if !aok {
+			at = time.Time{}
+		}
+		if n.StableAttr().Mode == syscall.S_IFLNK && !fsys.caps.Lsetstat {
+			// The backend can only set times through a symlink, which
+			// would change the target. Link times matter to nobody, and
+			// tools that restore them (tar, Docker's copy-up) must not
+			// fail, so the request is accepted and ignored.
+		} else if err := fsys.b.Chtimes(bc, p, at, mt); err != nil {
+			return n.errno("utimens", p, err)
+		}
+	}
+
+	return n.Getattr(ctx, f, out)
+}
+
+// backendFlags keeps only the open flags the backend contract knows.
+// O_APPEND is dropped on purpose: the kernel computes the end-of-file
+// offset of every O_APPEND write itself and sends it explicitly.
+func backendFlags(flags uint32) int {
+	fl := int(flags)
+	return fl&(os.O_RDONLY|os.O_WRONLY|os.O_RDWR) | fl&(os.O_CREATE|os.O_EXCL|os.O_TRUNC)
+}
+
+func writes(flags uint32) bool {
+	return int(flags)&(os.O_WRONLY|os.O_RDWR) != 0 || int(flags)&os.O_TRUNC != 0
+}
+
+func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if n.fsys.o.ReadOnly && writes(flags) {
+		return nil, 0, syscall.EROFS
+	}
+	p, ok := n.path()
+	if !ok {
+		return nil, 0, syscall.ENOENT
+	}
+	f, err := n.fsys.b.OpenFile(bctx(ctx), p, backendFlags(flags), 0)
+	if err != nil {
+		return nil, 0, n.errno("open", p, err)
+	}
+	return newFileHandle(n, f), 0, 0
+}
+
+func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	fsys := n.fsys
+	if fsys.o.ReadOnly {
+		return nil, nil, 0, syscall.EROFS
+	}
+	p, errno := n.childPath(name)
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
+	perm := goPerm(mode &^ unixPerm(fsys.o.Umask))
+	f, err := fsys.b.OpenFile(bctx(ctx), p, backendFlags(flags)|os.O_CREATE, perm)
+	if err != nil {
+		return nil, nil, 0, n.errno("create", p, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, 0, n.errno("create", p, err)
+	}
+	ch := n.newChild(ctx, name, fi, out, false)
+	return ch, newFileHandle(ch.Operations().(*node), f), 0, 0
+}
+
+// created finishes Mkdir and Symlink: it stats the new entry so the
+// kernel gets its real attributes (the storage may apply its own umask).
+func (n *node) created(ctx context.Context, op, name, p string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	fi, err := n.fsys.b.Lstat(bctx(ctx), p)
+	if err != nil {
+		return nil, n.errno(op, p, err)
+	}
+	return n.newChild(ctx, name, fi, out, false), 0
+}
+
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if n.fsys.o.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	p, errno := n.childPath(name)
+	if errno != 0 {
+		return nil, errno
+	}
+	perm := goPerm(mode &^ unixPerm(n.fsys.o.Umask))
+	if err := n.fsys.b.Mkdir(bctx(ctx), p, perm); err != nil {
+		return nil, n.errno("mkdir", p, err)
+	}
+	return n.created(ctx, "mkdir", name, p, out)
+}
+
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if n.fsys.o.ReadOnly {
+		return syscall.EROFS
+	}
+	p, errno := n.childPath(name)
+	if errno != 0 {
+		return errno
+	}
+	return n.errno("rmdir", p, n.fsys.b.Rmdir(bctx(ctx), p))
+}
+
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	if n.fsys.o.ReadOnly {
+		return syscall.EROFS
+	}
+	p, errno := n.childPath(name)
+	if errno != 0 {
+		return errno
+	}
+	return n.errno("unlink", p, n.fsys.b.Remove(bctx(ctx), p))
+}
+
+// Linux renameat2 flags (include/uapi/linux/fs.h).
+const (
+	renameNoReplace = 1 << 0
+	renameExchange  = 1 << 1
+)
+
+func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if n.fsys.o.ReadOnly {
+		return syscall.EROFS
+	}
+	if flags&renameExchange != 0 {
+		// No storage protocol we speak can swap two names atomically.
+		return syscall.ENOTSUP
+	}
+	if flags&^renameNoReplace != 0 {
+		return syscall.EINVAL
+	}
+	np, ok := newParent.(*node)
+	if !ok {
+		return syscall.EXDEV
+	}
+	from, errno := n.childPath(name)
+	if errno != 0 {
+		return errno
+	}
+	to, errno := np.childPath(newName)
+	if errno != 0 {
+		return errno
+	}
+	var rf backend.RenameFlags
+	if flags&renameNoReplace != 0 {
+		rf |= backend.RenameNoReplace
+	}
+	return n.errno("rename", from, n.fsys.b.Rename(bctx(ctx), from, to, rf))
+}
+
+func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if n.fsys.o.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	if !n.fsys.caps.Symlink {
+		return nil, syscall.ENOTSUP
+	}
+	p, errno := n.childPath(name)
+	if errno != 0 {
+		return nil, errno
+	}
+	if err := n.fsys.b.Symlink(bctx(ctx), target, p); err != nil {
+		return nil, n.errno("symlink", p, err)
+	}
+	return n.created(ctx, "symlink", name, p, out)
+}
+
+func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	p, ok := n.path()
+	if !ok {
+		return nil, syscall.ENOENT
+	}
+	t, err := n.fsys.b.Readlink(bctx(ctx), p)
+	if err != nil {
+		return nil, n.errno("readlink", p, err)
+	}
+	return []byte(t), 0
+}
+
+// Link returns the target's own inode for the new name, so both names
+// show the same inode number for as long as the kernel remembers them.
+func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if n.fsys.o.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	if !n.fsys.caps.Link {
+		return nil, syscall.ENOTSUP
+	}
+	tn, ok := target.(*node)
+	if !ok {
+		return nil, syscall.EXDEV
+	}
+	from, ok := tn.path()
+	if !ok {
+		return nil, syscall.ENOENT
+	}
+	p, errno := n.childPath(name)
+	if errno != 0 {
+		return nil, errno
+	}
+	if err := n.fsys.b.Link(bctx(ctx), from, p); err != nil {
+		return nil, n.errno("link", p, err)
+	}
+	fi, err := n.fsys.b.Lstat(bctx(ctx), p)
+	if err != nil {
+		return nil, n.errno("link", p, err)
+	}
+	n.fsys.fillAttr(fi, &out.Attr)
+	return tn.EmbeddedInode(), 0
+}
+
+// Fallback capacity reported when the storage cannot tell (no statvfs):
+// 1 PiB in 4 KiB blocks, all free. Zero would make programs that check
+// free space before writing (package managers, installers) refuse to.
+const (
+	fallbackBlockSize = 4096
+	fallbackBlocks    = 1 << 38
+	fallbackFiles     = 1 << 30
+	fallbackNameMax   = 255
+)
+
+func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	if !n.fsys.caps.StatFS {
+		out.Bsize, out.Frsize = fallbackBlockSize, fallbackBlockSize
+		out.Blocks, out.Bfree, out.Bavail = fallbackBlocks, fallbackBlocks, fallbackBlocks
+		out.Files, out.Ffree = fallbackFiles, fallbackFiles
+		out.NameLen = fallbackNameMax
+		return 0
+	}
+	p, ok := n.path()
+	if !ok {
+		p = "."
+	}
+	st, err := n.fsys.b.StatFS(bctx(ctx), p)
+	if err != nil {
+		return n.errno("statfs", p, err)
+	}
+	out.Bsize = uint32(st.BlockSize)
+	out.Frsize = uint32(st.BlockSize)
+	out.Blocks, out.Bfree, out.Bavail = st.Blocks, st.BlocksFree, st.BlocksAvail
+	out.Files, out.Ffree = st.Files, st.FilesFree
+	out.NameLen = uint32(st.NameMax)
+	if out.NameLen == 0 {
+		out.NameLen = fallbackNameMax
+	}
+	return 0
+}
+
+// Extended attributes are not part of the backend contract. ENOSYS makes
+// the kernel remember that for the whole mount and answer EOPNOTSUPP
+// itself from then on, so `ls -l`, `cp -a` and, importantly, the
+// security.capability check the kernel does before every write cost no
+// round trip.
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	return 0, syscall.ENOSYS
+}
+
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	return 0, syscall.ENOSYS
+}
+
+func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return syscall.ENOSYS
+}
+
+func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	return syscall.ENOSYS
+}
+
+// Fsync on a node is reached for directories (fsyncdir); file handles
+// implement their own Fsync. The backend has nothing to sync for a
+// directory: every namespace change is already sent synchronously.
+func (n *node) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) syscall.Errno {
+	if h, ok := f.(*fileHandle); ok {
+		return h.Fsync(ctx, flags)
+	}
+	return 0
+}
