@@ -1,0 +1,535 @@
+package sshdtest
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sftpfs/sftpfs/internal/testenv"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// SSHDPath is where Debian installs the OpenSSH server. sshd refuses to
+// re-exec itself unless started with an absolute path.
+const SSHDPath = "/usr/sbin/sshd"
+
+// readyTimeout bounds how long Start and Restart wait for sshd to answer
+// with its banner; sshd starts in milliseconds, so hitting it means sshd is
+// broken, and the logs say why.
+const readyTimeout = 15 * time.Second
+
+// Options customise the sshd that Start runs. The zero value gives key
+// authentication for the current user with one ed25519 client key and
+// internal-sftp as the sftp subsystem.
+type Options struct {
+	// ExtraConfig holds sshd_config lines. Lines before the first
+	// "Match" line are placed before the defaults, and a keyword given
+	// here replaces the default line for that keyword (sshd keeps the
+	// first value it sees, and rejects a second "Subsystem sftp"); so
+	// for example "Subsystem sftp /usr/lib/openssh/sftp-server" or
+	// "PasswordAuthentication yes" work. "Match" blocks go last.
+	ExtraConfig []string
+	// AuthorizedKeys are extra lines for the authorized_keys file, after
+	// the line for the generated client key.
+	AuthorizedKeys []string
+	// TrustedUserCAKeys is the path of a file of CA public keys for
+	// certificate login (sshd's TrustedUserCAKeys); empty means none.
+	TrustedUserCAKeys string
+	// HostKeyType is "ed25519" (default), "ecdsa" (P-256) or "rsa"
+	// (3072 bits).
+	HostKeyType string
+}
+
+// Server is a running sshd. The fields do not change after Start,
+// Restart included.
+type Server struct {
+	// Addr is "127.0.0.1:PORT"; Host and Port are its parts.
+	Addr string
+	Host string
+	Port int
+	// User is the name of the user the test runs as; the generated
+	// client key logs in as that user.
+	User string
+	// KeyFile is the client's private key (OpenSSH format, 0600, no
+	// passphrase); ClientSigner is the same key in memory and
+	// PublicKeyLine its authorized_keys line.
+	KeyFile       string
+	ClientSigner  ssh.Signer
+	PublicKeyLine string
+	// KnownHostsFile holds one line for Addr ("[127.0.0.1]:PORT type
+	// key"), and HostKeyLine is that line. HostKeyFingerprint is
+	// "SHA256:..." of the host key and HostSigner its private half, so
+	// tests can sign host certificates or build @cert-authority setups.
+	KnownHostsFile     string
+	HostKeyLine        string
+	HostKeyFingerprint string
+	HostSigner         ssh.Signer
+	// Dir is the directory holding the configuration, keys and pid file.
+	Dir string
+
+	t          testing.TB
+	configFile string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has been waited for
+	logs   *syncBuffer
+}
+
+// Start generates keys and configuration in a fresh temporary directory,
+// runs sshd on a free port of 127.0.0.1 and waits until it sends its SSH
+// banner. It stops the test (skip or, in CI, fail) when not root or when
+// sshd is missing, and fails it when sshd does not come up. t.Cleanup
+// stops the server, and logs its output when the test failed.
+func Start(t testing.TB, o Options) *Server {
+	t.Helper()
+	testenv.Require(t, "root (to run sshd, whose privilege separation needs it)", os.Geteuid() == 0)
+	_, err := os.Stat(SSHDPath)
+	testenv.Require(t, "OpenSSH server "+SSHDPath+" (Debian package openssh-server)", err == nil)
+	// sshd checks its privilege separation directory at start.
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		t.Fatalf("sshdtest: creating sshd's privilege separation directory /run/sshd: %v", err)
+	}
+	u, err := user.Current()
+	if err != nil {
+		t.Fatalf("sshdtest: looking up the current user: %v", err)
+	}
+	s := &Server{t: t, Dir: t.TempDir(), Host: "127.0.0.1", User: u.Username, logs: &syncBuffer{}}
+	s.configFile = filepath.Join(s.Dir, "sshd_config")
+	if err := s.writeKeys(o); err != nil {
+		t.Fatalf("sshdtest: %v", err)
+	}
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			t.Logf("sshd output (%s):\n%s", s.Addr, s.Logs())
+		}
+	})
+
+	// A port found free may be taken before sshd binds it; then sshd
+	// exits with "Address already in use" and we try another.
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			t.Fatalf("sshdtest: finding a free port: %v", err)
+		}
+		s.setPort(port)
+		if err := s.writeConfig(o); err != nil {
+			t.Fatalf("sshdtest: %v", err)
+		}
+		lastErr = s.startOnce()
+		if lastErr == nil {
+			return s
+		}
+		if !strings.Contains(s.Logs(), "Address already in use") {
+			break
+		}
+	}
+	t.Fatalf("sshdtest: starting sshd: %v\nsshd output:\n%s", lastErr, s.Logs())
+	return nil
+}
+
+func (s *Server) setPort(port int) {
+	s.Port = port
+	s.Addr = net.JoinHostPort(s.Host, strconv.Itoa(port))
+}
+
+// ClientConfig returns an ssh.ClientConfig that logs in as User with the
+// generated client key and accepts only the generated host key.
+func (s *Server) ClientConfig() *ssh.ClientConfig {
+	return &ssh.ClientConfig{
+		User:            s.User,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(s.ClientSigner)},
+		HostKeyCallback: ssh.FixedHostKey(s.HostSigner.PublicKey()),
+		Timeout:         10 * time.Second,
+	}
+}
+
+// Logs returns everything sshd (and the per-connection processes it
+// forked) wrote to stderr so far, across restarts.
+func (s *Server) Logs() string { return s.logs.String() }
+
+// Stop kills sshd and every connection process it forked, so clients see
+// their connections drop. It is safe to call more than once.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopLocked()
+}
+
+// Restart stops sshd and starts it again on the same port with the same
+// keys and configuration, waiting until it answers again. Existing
+// connections are dropped.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.mu.Lock()
+	s.stopLocked()
+	s.mu.Unlock()
+	// The old listener is gone, but a just-killed socket can linger
+	// briefly; retry for a few seconds.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := s.startOnce()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) || !strings.Contains(s.Logs(), "Address already in use") {
+			s.t.Fatalf("sshdtest: restarting sshd on %s: %v\nsshd output:\n%s", s.Addr, err, s.Logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (s *Server) startOnce() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return errors.New("sshd is already running")
+	}
+	fmt.Fprintf(s.logs, "--- sshdtest: starting sshd on %s\n", s.Addr)
+	cmd := exec.Command(SSHDPath, "-D", "-e", "-f", s.configFile)
+	cmd.Stdout = s.logs
+	cmd.Stderr = s.logs
+	// Own process group, so no terminal signal reaches it, and a bound
+	// wait for the output pipe, which forked children keep open.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 2 * time.Second
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("running %s: %w", SSHDPath, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	s.cmd, s.exited = cmd, exited
+	if err := waitReady(s.Addr, exited); err != nil {
+		s.stopLocked()
+		return err
+	}
+	return nil
+}
+
+// waitReady waits until addr sends an SSH banner, or sshd exits.
+func waitReady(addr string, exited <-chan struct{}) error {
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		select {
+		case <-exited:
+			return errors.New("sshd exited before accepting connections")
+		default:
+		}
+		if err := probeBanner(addr); err == nil {
+			return nil
+		} else if time.Now().After(deadline) {
+			return fmt.Errorf("sshd did not send an SSH banner on %s within %v: %w", addr, readyTimeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func probeBanner(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("reading banner: %w", err)
+	}
+	if !strings.HasPrefix(line, "SSH-") {
+		return fmt.Errorf("unexpected banner %q", line)
+	}
+	return nil
+}
+
+// stopLocked kills the sshd process tree. sshd's per-connection children
+// call setsid, so killing the process group is not enough. Killing a
+// process whose parent is gone leaves a zombie that nobody reaps (pid 1 in
+// containers often does not), so the tree is killed from the leaves up:
+// everything is frozen with SIGSTOP (so nothing forks meanwhile), then the
+// deepest processes are killed and their parents resumed to reap them,
+// level by level, and the listener, whose parent is us, goes last.
+func (s *Server) stopLocked() {
+	if s.cmd == nil {
+		return
+	}
+	pid := s.cmd.Process.Pid
+	for i := 0; i < 10; i++ {
+		tree := processTree(pid)
+		for _, p := range tree {
+			_ = syscall.Kill(p.pid, syscall.SIGSTOP)
+		}
+		if len(tree) == len(processTree(pid)) {
+			break
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		tree := processTree(pid)
+		if len(tree) <= 1 {
+			break
+		}
+		maxDepth := 0
+		for _, p := range tree {
+			maxDepth = max(maxDepth, p.depth)
+		}
+		var killed []int
+		parents := map[int]bool{}
+		for _, p := range tree {
+			if p.depth == maxDepth {
+				_ = syscall.Kill(p.pid, syscall.SIGKILL)
+				killed = append(killed, p.pid)
+				parents[p.ppid] = true
+			}
+		}
+		for p := range parents {
+			_ = syscall.Kill(p, syscall.SIGCONT)
+		}
+		waitGone(killed, time.Second)
+	}
+	// Anything left (a parent that did not reap in time) goes now.
+	for _, p := range processTree(pid) {
+		_ = syscall.Kill(p.pid, syscall.SIGKILL)
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		s.t.Errorf("sshdtest: sshd (pid %d) did not exit after SIGKILL", pid)
+	}
+	s.cmd, s.exited = nil, nil
+}
+
+// waitGone waits until none of pids exists any more (reaped, not just
+// dead), or timeout passes.
+func waitGone(pids []int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		alive := false
+		for _, p := range pids {
+			if _, err := os.Stat("/proc/" + strconv.Itoa(p)); err == nil {
+				alive = true
+				break
+			}
+		}
+		if !alive {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type proc struct{ pid, ppid, depth int }
+
+// processTree returns root (depth 0) and all its descendants, read from
+// /proc, parents before children.
+func processTree(root int) []proc {
+	children := map[int][]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// The command name may contain spaces and parentheses; the
+		// fields after the last ')' are "state ppid ...".
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		ppid, err := strconv.Atoi(f[1])
+		if err != nil {
+			continue
+		}
+		children[ppid] = append(children[ppid], pid)
+	}
+	out := []proc{{pid: root}}
+	for i := 0; i < len(out); i++ {
+		for _, c := range children[out[i].pid] {
+			out = append(out, proc{pid: c, ppid: out[i].pid, depth: out[i].depth + 1})
+		}
+	}
+	return out
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (s *Server) writeKeys(o Options) error {
+	hostPriv, err := generateKey(o.HostKeyType)
+	if err != nil {
+		return err
+	}
+	if s.HostSigner, err = ssh.NewSignerFromKey(hostPriv); err != nil {
+		return fmt.Errorf("host key signer: %w", err)
+	}
+	if err := writePrivateKey(filepath.Join(s.Dir, "host_key"), hostPriv); err != nil {
+		return err
+	}
+	s.HostKeyFingerprint = ssh.FingerprintSHA256(s.HostSigner.PublicKey())
+
+	clientPriv, err := generateKey("ed25519")
+	if err != nil {
+		return err
+	}
+	if s.ClientSigner, err = ssh.NewSignerFromKey(clientPriv); err != nil {
+		return fmt.Errorf("client key signer: %w", err)
+	}
+	s.KeyFile = filepath.Join(s.Dir, "id_ed25519")
+	if err := writePrivateKey(s.KeyFile, clientPriv); err != nil {
+		return err
+	}
+	s.PublicKeyLine = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.ClientSigner.PublicKey())))
+	if err := os.WriteFile(s.KeyFile+".pub", []byte(s.PublicKeyLine+"\n"), 0o644); err != nil {
+		return err
+	}
+	ak := s.PublicKeyLine + "\n"
+	for _, l := range o.AuthorizedKeys {
+		ak += l + "\n"
+	}
+	return os.WriteFile(filepath.Join(s.Dir, "authorized_keys"), []byte(ak), 0o600)
+}
+
+// writeConfig writes sshd_config and known_hosts for the current port.
+func (s *Server) writeConfig(o Options) error {
+	s.HostKeyLine = knownhosts.Line([]string{s.Addr}, s.HostSigner.PublicKey())
+	s.KnownHostsFile = filepath.Join(s.Dir, "known_hosts")
+	if err := os.WriteFile(s.KnownHostsFile, []byte(s.HostKeyLine+"\n"), 0o644); err != nil {
+		return err
+	}
+
+	var head, match []string
+	given := map[string]bool{}
+	for i, l := range o.ExtraConfig {
+		kw := strings.ToLower(firstWord(l))
+		if kw == "match" {
+			match = o.ExtraConfig[i:]
+			break
+		}
+		head = append(head, l)
+		if kw != "" {
+			given[kw] = true
+		}
+	}
+	defaults := [][2]string{
+		{"ListenAddress", s.Addr},
+		{"HostKey", filepath.Join(s.Dir, "host_key")},
+		{"PidFile", filepath.Join(s.Dir, "sshd.pid")},
+		{"AuthorizedKeysFile", filepath.Join(s.Dir, "authorized_keys")},
+		{"StrictModes", "no"},
+		{"UsePAM", "no"},
+		{"PermitRootLogin", "yes"},
+		{"PasswordAuthentication", "no"},
+		{"KbdInteractiveAuthentication", "no"},
+		{"Subsystem", "sftp internal-sftp"},
+		{"LogLevel", "VERBOSE"},
+		// Tests open many connections at once; the default
+		// MaxStartups (10:30:100) would randomly refuse some.
+		{"MaxStartups", "100"},
+		{"MaxSessions", "100"},
+	}
+	if o.TrustedUserCAKeys != "" {
+		defaults = append(defaults, [2]string{"TrustedUserCAKeys", o.TrustedUserCAKeys})
+	}
+	var b strings.Builder
+	b.WriteString("# written by sshdtest\n")
+	for _, l := range head {
+		b.WriteString(l + "\n")
+	}
+	for _, d := range defaults {
+		if !given[strings.ToLower(d[0])] {
+			fmt.Fprintf(&b, "%s %s\n", d[0], d[1])
+		}
+	}
+	for _, l := range match {
+		b.WriteString(l + "\n")
+	}
+	return os.WriteFile(s.configFile, []byte(b.String()), 0o644)
+}
+
+func firstWord(l string) string {
+	l = strings.TrimSpace(l)
+	if l == "" || l[0] == '#' {
+		return ""
+	}
+	return strings.FieldsFunc(l, func(r rune) bool { return r == ' ' || r == '\t' || r == '=' })[0]
+}
+
+func generateKey(typ string) (any, error) {
+	switch typ {
+	case "", "ed25519":
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		return k, err
+	case "ecdsa":
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "rsa":
+		return rsa.GenerateKey(rand.Reader, 3072)
+	}
+	return nil, fmt.Errorf("unknown key type %q: use ed25519, ecdsa or rsa", typ)
+}
+
+// writePrivateKey writes key in OpenSSH format with mode 0600, as sshd and
+// ssh demand for private keys.
+func writePrivateKey(path string, key any) error {
+	blk, err := ssh.MarshalPrivateKey(key, "sshdtest")
+	if err != nil {
+		return fmt.Errorf("encoding private key %s: %w", path, err)
+	}
+	return os.WriteFile(path, pem.EncodeToMemory(blk), 0o600)
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of the
+// output-copying goroutines and reads by Logs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
