@@ -1,8 +1,13 @@
 package sftp
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // Config says where to connect and how to authenticate and verify the
@@ -41,6 +46,174 @@ type Config struct {
 	KeepaliveCountMax int
 	Ciphers           []string // empty: AEAD ciphers first
 
+	// MaxPacket is the SFTP read/write payload size in bytes; 0 picks
+	// DefaultMaxPacket. Sizes above 32768 are not guaranteed by the
+	// protocol; OpenSSH accepts up to 261120.
+	MaxPacket int
+
 	// Logger receives connection events; nil discards them.
 	Logger *slog.Logger
+}
+
+// Defaults applied by New for zero-valued fields.
+const (
+	DefaultPort              = 22
+	DefaultConnectTimeout    = 15 * time.Second
+	DefaultOpTimeout         = 30 * time.Second
+	DefaultKeepaliveInterval = 15 * time.Second
+	DefaultKeepaliveCountMax = 3
+	// DefaultMaxPacket is the payload size every SFTP server must accept
+	// (draft-ietf-secsh-filexfer-02 section 3 only guarantees 32768).
+	DefaultMaxPacket = 32 * 1024
+	// maxMaxPacket keeps a request inside OpenSSH's 256 KiB packet limit
+	// with room for the request header.
+	maxMaxPacket = 256*1024 - 1024
+)
+
+// defaultCiphers prefers AEAD ciphers, which need no separate MAC and are
+// the fastest on hardware with AES instructions.
+func defaultCiphers() []string {
+	return []string{
+		"aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com",
+		"aes128-ctr", "aes192-ctr", "aes256-ctr",
+	}
+}
+
+// supportedCiphers lists the ciphers x/crypto/ssh implements, so a typo
+// in the ciphers option is reported at validation time instead of as an
+// obscure handshake failure.
+func supportedCiphers() []string {
+	return ssh.SupportedAlgorithms().Ciphers
+}
+
+// withDefaults returns a copy of c with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.Port == 0 {
+		c.Port = DefaultPort
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.OpTimeout <= 0 {
+		c.OpTimeout = DefaultOpTimeout
+	}
+	if c.KeepaliveInterval == 0 {
+		c.KeepaliveInterval = DefaultKeepaliveInterval
+	}
+	if c.KeepaliveCountMax <= 0 {
+		c.KeepaliveCountMax = DefaultKeepaliveCountMax
+	}
+	if len(c.Ciphers) == 0 {
+		c.Ciphers = defaultCiphers()
+	}
+	if c.MaxPacket == 0 {
+		c.MaxPacket = DefaultMaxPacket
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate checks the configuration without touching the network or the
+// files it names, so it can run when a volume is created. Errors name the
+// option (as spelled in the sftpfs option table) and never contain a
+// secret.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	if strings.TrimSpace(c.Host) == "" {
+		add("host is required: set host=NAME (or sshcmd=user@host:path)")
+	} else if strings.ContainsAny(c.Host, " \t\n/@") {
+		add("host %q is not a host name or address", c.Host)
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		add("port %d is out of range: use 1-65535 (default 22)", c.Port)
+	}
+	if strings.TrimSpace(c.User) == "" {
+		add("user is required: set user=NAME (or sshcmd=user@host:path)")
+	}
+	if strings.ContainsRune(c.Path, 0) {
+		add("path contains a NUL byte")
+	}
+
+	if len(c.IdentityFiles) == 0 && len(c.IdentityInline) == 0 && c.PasswordFile == "" &&
+		len(c.Password) == 0 && c.AgentSocket == "" {
+		add("no authentication configured: set identity (a private key file), identity_b64, password_file or ssh_agent")
+	}
+	if c.PasswordFile != "" && len(c.Password) > 0 {
+		add("password and password_file are both set: keep only password_file")
+	}
+	if c.CertificateFile != "" && len(c.IdentityFiles) == 0 && len(c.IdentityInline) == 0 && c.AgentSocket == "" {
+		add("certificate is set but there is no private key for it: set identity or identity_b64")
+	}
+	for i, k := range c.IdentityInline {
+		if len(k) == 0 {
+			add("identity_b64 #%d is empty", i+1)
+		}
+	}
+
+	if c.InsecureIgnoreHostKey {
+		if len(c.KnownHostsFiles) > 0 || len(c.HostKeys) > 0 {
+			add("insecure_ignore_host_key conflicts with known_hosts/hostkey: remove insecure_ignore_host_key")
+		}
+	} else if len(c.KnownHostsFiles) == 0 && len(c.HostKeys) == 0 {
+		add("no host key verification configured: set known_hosts=FILE or hostkey=SHA256:... " +
+			"(or, only for testing, insecure_ignore_host_key=true)")
+	}
+	for _, hk := range c.HostKeys {
+		if _, err := parsePinnedKey(hk); err != nil {
+			add("hostkey %q: %v", hk, err)
+		}
+	}
+
+	if c.ConnectTimeout < 0 {
+		add("connect_timeout %v is negative", c.ConnectTimeout)
+	}
+	if c.OpTimeout < 0 {
+		add("op_timeout %v is negative", c.OpTimeout)
+	}
+	if c.KeepaliveInterval < 0 {
+		add("keepalive %v is negative: use 0 for the default (%v)", c.KeepaliveInterval, DefaultKeepaliveInterval)
+	}
+	if c.KeepaliveCountMax < 0 {
+		add("keepalive_count %d is negative", c.KeepaliveCountMax)
+	}
+	if len(c.Ciphers) > 0 {
+		known := supportedCiphers()
+		for _, ci := range c.Ciphers {
+			if !contains(known, ci) {
+				add("ciphers: %q is not supported; supported: %s", ci, strings.Join(known, ","))
+			}
+		}
+	}
+	if c.MaxPacket < 0 || c.MaxPacket > maxMaxPacket {
+		add("max packet %d is out of range: use 1-%d (default %d)", c.MaxPacket, maxMaxPacket, DefaultMaxPacket)
+	}
+	return errors.Join(errs...)
+}
+
+// Remote is the display form user@host:port/path (no secrets).
+func (c Config) Remote() string {
+	port := c.Port
+	if port == 0 {
+		port = DefaultPort
+	}
+	// A relative path is relative to the login directory; "~/" makes that
+	// visible in the display form.
+	p := c.Path
+	if p != "" && !strings.HasPrefix(p, "/") {
+		p = "/~/" + p
+	}
+	return fmt.Sprintf("%s@%s:%d%s", c.User, c.Host, port, p)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,412 @@
+package sftp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	psftp "github.com/pkg/sftp"
+)
+
+// Dialer opens one SFTP session. The io.Closer tears down the transport
+// under the client (an *ssh.Client, a pipe, a process); if it also has
+// SendRequest (as *ssh.Client does), keepalives are sent through it.
+type Dialer func(ctx context.Context) (*psftp.Client, io.Closer, error)
+
+// requester is the part of *ssh.Client used for keepalives.
+type requester interface {
+	SendRequest(name string, wantReply bool, payload []byte) (bool, []byte, error)
+}
+
+// Connection states reported by Status.
+const (
+	StateConnected    = "connected"
+	StateReconnecting = "reconnecting"
+	StateClosed       = "closed"
+)
+
+// Reconnect backoff bounds.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 5 * time.Second
+	// killGrace is how long a timed-out call may take to return after its
+	// connection was closed under it; closing the socket normally makes
+	// it return at once.
+	killGrace = time.Second
+)
+
+// transport is one live SFTP session. Once dead it is never revived; a
+// reconnect creates a new one.
+type transport struct {
+	client *psftp.Client
+	closer io.Closer
+	gen    uint64
+	dead   chan struct{}
+	once   sync.Once
+}
+
+func (t *transport) isDead() bool {
+	select {
+	case <-t.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+// shut closes the transport; the first call wins.
+func (t *transport) shut() {
+	t.once.Do(func() {
+		close(t.dead)
+		// Closing the transport first makes pending calls fail at once;
+		// client.Close then waits for pkg/sftp's reader to exit.
+		go func() {
+			t.closer.Close()
+			t.client.Close()
+		}()
+	})
+}
+
+// conn holds the current transport and replaces it when it breaks.
+type conn struct {
+	dial        Dialer
+	opTimeout   time.Duration
+	kaInterval  time.Duration
+	kaCountMax  int
+	dialTimeout time.Duration
+	log         *slog.Logger
+
+	ctx    context.Context // cancelled by close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu          sync.Mutex
+	cur         *transport
+	gen         uint64
+	wake        chan struct{} // closed and replaced whenever cur changes
+	reconnects  int
+	lastErr     string
+	loopRunning bool
+	closed      bool
+}
+
+func newConn(dial Dialer, o Options, log *slog.Logger) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &conn{
+		dial: dial, opTimeout: o.OpTimeout, kaInterval: o.KeepaliveInterval, kaCountMax: o.KeepaliveCountMax,
+		dialTimeout: o.ConnectTimeout, log: log, ctx: ctx, cancel: cancel, wake: make(chan struct{}),
+	}
+}
+
+// connect makes the first connection synchronously so that New reports
+// configuration errors (auth, host key) directly.
+func (c *conn) connect(ctx context.Context) error {
+	cl, closer, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.install(cl, closer)
+	return nil
+}
+
+// install makes a new transport current. c.mu must be held.
+func (c *conn) install(cl *psftp.Client, closer io.Closer) {
+	c.gen++
+	t := &transport{client: cl, closer: closer, gen: c.gen, dead: make(chan struct{})}
+	c.cur = t
+	close(c.wake)
+	c.wake = make(chan struct{})
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		select {
+		case <-t.dead:
+		case <-waitChan(cl):
+			c.kill(t, errors.New("the server closed the connection"))
+		}
+	}()
+	if r, ok := closer.(requester); ok && c.kaInterval > 0 {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.keepalive(t, r)
+		}()
+	}
+}
+
+// waitChan adapts Client.Wait to a channel. The goroutine ends when the
+// client is closed, which every transport eventually is.
+func waitChan(cl *psftp.Client) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		_ = cl.Wait()
+		close(ch)
+	}()
+	return ch
+}
+
+// keepalive sends keepalive@openssh.com every interval; after kaCountMax
+// consecutive requests without a reply within the interval the connection
+// is declared dead. Any reply, including "unknown request", proves the
+// server alive.
+func (c *conn) keepalive(t *transport, r requester) {
+	tick := time.NewTicker(c.kaInterval)
+	defer tick.Stop()
+	missed := 0
+	for {
+		select {
+		case <-t.dead:
+			return
+		case <-c.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		reply := make(chan error, 1)
+		go func() {
+			_, _, err := r.SendRequest("keepalive@openssh.com", true, nil)
+			reply <- err
+		}()
+		timer := time.NewTimer(c.kaInterval)
+		select {
+		case err := <-reply:
+			timer.Stop()
+			if err != nil {
+				c.kill(t, fmt.Errorf("keepalive failed: %w", err))
+				return
+			}
+			missed = 0
+		case <-timer.C:
+			missed++
+			c.log.Debug("keepalive unanswered", "missed", missed)
+			if missed >= c.kaCountMax {
+				c.kill(t, fmt.Errorf("server did not answer %d keepalives (interval %v)", missed, c.kaInterval))
+				return
+			}
+		case <-t.dead:
+			timer.Stop()
+			return
+		}
+	}
+}
+
+// kill declares t dead (if it is still current, once) and starts the
+// reconnect loop.
+func (c *conn) kill(t *transport, why error) {
+	c.mu.Lock()
+	if c.cur == t {
+		c.cur = nil
+		c.lastErr = why.Error()
+		if !c.closed {
+			c.log.Warn("sftp connection lost; reconnecting", "error", why.Error(), "generation", t.gen)
+			if !c.loopRunning {
+				c.loopRunning = true
+				c.wg.Add(1)
+				go c.reconnectLoop()
+			}
+		}
+	}
+	c.mu.Unlock()
+	t.shut()
+}
+
+// reconnectLoop dials with exponential backoff until it succeeds or the
+// backend is closed. It runs even when no caller waits, so an idle mount
+// recovers on its own and Status shows the truth.
+func (c *conn) reconnectLoop() {
+	defer c.wg.Done()
+	backoff := minBackoff
+	for {
+		ctx, cancel := context.WithTimeout(c.ctx, c.dialTimeout)
+		cl, closer, err := c.dial(ctx)
+		cancel()
+		c.mu.Lock()
+		if c.closed {
+			c.loopRunning = false
+			c.mu.Unlock()
+			if err == nil {
+				closer.Close()
+				cl.Close()
+			}
+			return
+		}
+		if err == nil {
+			c.reconnects++
+			c.loopRunning = false
+			c.install(cl, closer)
+			n := c.reconnects
+			c.mu.Unlock()
+			c.log.Info("sftp connection re-established", "reconnects", n)
+			return
+		}
+		c.lastErr = err.Error()
+		c.mu.Unlock()
+		c.log.Warn("sftp reconnect failed", "error", err.Error(), "retry_in", backoff)
+		select {
+		case <-c.ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+// errClosed is returned for calls on a closed backend.
+var errClosedBackend = errors.New("sftp backend is closed")
+
+// get returns the current transport, waiting for a reconnect until ctx
+// ends.
+func (c *conn) get(ctx context.Context) (*transport, error) {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return nil, errClosedBackend
+		}
+		if t := c.cur; t != nil {
+			c.mu.Unlock()
+			return t, nil
+		}
+		wake, last := c.wake, c.lastErr
+		c.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("not connected to the server (reconnecting; last error: %s): %w", last, ctx.Err())
+		}
+	}
+}
+
+// result carries one call's outcome across goroutines.
+type result[T any] struct {
+	v   T
+	err error
+}
+
+// run executes fn on t in its own goroutine, bounded by opTimeout: on
+// timeout the connection is closed (pkg/sftp calls cannot be cancelled
+// individually, so closing is what unblocks them) and a connError is
+// returned. If ctx ends first the call is abandoned and discard (if not
+// nil) receives its eventual value.
+func run[T any](c *conn, ctx context.Context, t *transport, fn func(*transport) (T, error), discard func(T)) (T, error) {
+	ch := make(chan result[T], 1)
+	go func() {
+		v, err := fn(t)
+		ch <- result[T]{v, err}
+	}()
+	timer := time.NewTimer(c.opTimeout)
+	defer timer.Stop()
+	var zero T
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-timer.C:
+		err := fmt.Errorf("the server did not answer within op_timeout %v", c.opTimeout)
+		c.kill(t, err)
+		// Wait (briefly) for fn to return so that a retry never runs
+		// concurrently with it on the same buffers.
+		select {
+		case r := <-ch:
+			if discard != nil && r.err == nil {
+				discard(r.v)
+			}
+		case <-time.After(killGrace):
+			abandon(ch, discard)
+		}
+		return zero, &connError{err}
+	case <-ctx.Done():
+		abandon(ch, discard)
+		return zero, ctx.Err()
+	}
+}
+
+func abandon[T any](ch chan result[T], discard func(T)) {
+	if discard == nil {
+		return
+	}
+	go func() {
+		if r := <-ch; r.err == nil {
+			discard(r.v)
+		}
+	}()
+}
+
+// call runs fn on a live transport, reconnecting as needed. Idempotent
+// calls are retried while the op deadline allows; others are retried once
+// after a reconnect (the first attempt may have reached the server, so a
+// retry can report e.g. EEXIST for a Mkdir that did succeed).
+func call[T any](c *conn, ctx context.Context, idempotent bool, fn func(*transport) (T, error), discard func(T)) (T, error) {
+	waitCtx, cancel := context.WithTimeout(ctx, c.opTimeout)
+	defer cancel()
+	attempts := 2
+	if idempotent {
+		attempts = 4
+	}
+	var zero T
+	var lastErr error
+	for i := 0; i < attempts; i++ {
+		t, err := c.get(waitCtx)
+		if err != nil {
+			if lastErr != nil && ctx.Err() == nil {
+				return zero, fmt.Errorf("%w (then: %v)", lastErr, err)
+			}
+			return zero, err
+		}
+		v, err := run(c, ctx, t, fn, discard)
+		if !isConnErr(t, err) {
+			return v, err
+		}
+		c.kill(t, err)
+		lastErr = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return zero, &connError{lastErr}
+}
+
+// status returns the connection fields of Status.
+func (c *conn) status() (state string, reconnects int, lastErr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		state = StateClosed
+	case c.cur != nil:
+		state = StateConnected
+	default:
+		state = StateReconnecting
+	}
+	return state, c.reconnects, c.lastErr
+}
+
+// current returns the live transport without waiting, or nil.
+func (c *conn) current() *transport {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur
+}
+
+// close shuts everything down; later calls fail with errClosedBackend.
+func (c *conn) close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	t := c.cur
+	c.cur = nil
+	close(c.wake)
+	c.wake = make(chan struct{})
+	c.mu.Unlock()
+	c.cancel()
+	if t != nil {
+		t.shut()
+	}
+	c.wg.Wait()
+}

@@ -1,0 +1,83 @@
+// Package sftp is the SFTP backend: a backend.Backend over SSH
+// (golang.org/x/crypto/ssh) and the SFTP protocol (github.com/pkg/sftp).
+// It never runs an ssh binary.
+//
+// # Authentication
+//
+// Every dial re-reads the key, passphrase, certificate, password and
+// known_hosts files, so rotated secrets take effect at the next reconnect.
+// Methods are offered in this order: publickey (ssh-agent keys, then the
+// certificate for a matching key, then identity files, then inline
+// identities), then password, then keyboard-interactive answered with the
+// password. SSH sends all public keys as one "publickey" method, so the
+// server's MaxAuthTries (default 6) bounds how many keys are useful.
+// Private keys may be OpenSSH, PEM (PKCS#1, SEC1) or PKCS#8; an encrypted
+// key needs passphrase_file. Errors name the file or option and the
+// method, never a secret or key material. When authentication fails the
+// error says which methods the server offered and which were tried.
+//
+// # Host keys
+//
+// Verification is on unless InsecureIgnoreHostKey. A key is accepted when
+// known_hosts accepts it (hashed names, [host]:port, patterns,
+// @cert-authority host certificates) or when it matches a pinned HostKeys
+// entry ("SHA256:..." or a public key line); a key marked @revoked is
+// refused even when pinned. An unknown key gives an error that prints its
+// fingerprint and the option that would trust it; a key that differs from
+// the known one gives a loud HOST KEY MISMATCH error. When the configured
+// keys tell their type, only those host key algorithms are negotiated, so
+// a server with several host keys presents one that can be checked. The
+// fingerprint seen is reported by Status.
+//
+// # Connection management
+//
+// Every remote call is bounded by OpTimeout. pkg/sftp calls cannot be
+// cancelled one by one, so a call that times out closes the whole
+// connection, which unblocks it and every other call on that connection.
+// Keepalives (keepalive@openssh.com global requests) detect a silent
+// peer: after KeepaliveCountMax unanswered ones the connection is closed.
+//
+// A closed or broken connection is replaced in the background with
+// exponential backoff (100ms doubling to 5s) until Close; each connection
+// has a generation, so all callers that saw the same broken connection
+// cause a single reconnect. Callers wait for the reconnect up to
+// OpTimeout and then fail; a call therefore returns within about twice
+// OpTimeout (waiting plus running), never hangs.
+//
+// Idempotent operations (stat, read, write at an offset, chmod, ...) are
+// retried after a reconnect. Non-idempotent ones (mkdir, remove, rename,
+// symlink, link, exclusive create) are retried at most once: if the first
+// attempt reached the server before the connection broke, the retry
+// reports what it finds, e.g. EEXIST for a Mkdir that did succeed or
+// ENOENT for a Rename that did.
+//
+// Open files survive reconnects: a File re-opens its path with the
+// original flags minus O_CREATE, O_EXCL and O_TRUNC on the new connection
+// and retries the read or write. A file renamed or removed in between
+// cannot be re-opened and its calls then fail.
+//
+// # Errors
+//
+// OpenSSH speaks SFTP version 3, whose only specific statuses are "no
+// such file" and "permission denied"; everything else is
+// SSH_FX_FAILURE. Where the backend contract needs a precise errno
+// (EEXIST, ENOTEMPTY, EISDIR, ENOTDIR, EINVAL for Readlink) a follow-up
+// Lstat decides. Connection failures and timeouts are plain errors (EIO
+// at the FUSE layer).
+//
+// # Limits
+//
+//   - Times have second precision (SFTP v3 attributes).
+//   - Files and directories are created with the server's default mode and
+//     then chmod'ed to the requested one (pkg/sftp sends no attributes with
+//     OPEN and MKDIR), a short window with the server's umask.
+//   - Remove checks that the name is not a directory before removing it;
+//     a directory appearing in between is the one race left.
+//   - RenameNoReplace checks the target with Lstat before a plain rename;
+//     OpenSSH's plain rename refuses existing targets itself, other
+//     servers may replace in that window.
+//   - Without posix-rename@openssh.com, replacing rename is emulated by
+//     remove then rename, which other clients can observe.
+//   - Nlink and Ino are not reported by SFTP v3 (always 0).
+//   - Capabilities are those of the first connection.
+package sftp

@@ -1,0 +1,255 @@
+package sftp
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"sync"
+	"syscall"
+
+	psftp "github.com/pkg/sftp"
+
+	"github.com/sftpfs/sftpfs/backend"
+)
+
+// File is an open remote file. It survives reconnects: the handle belongs
+// to one transport, and on a newer transport the file is re-opened by path
+// with the original flags minus O_CREATE, O_EXCL and O_TRUNC before the
+// (idempotent, explicit-offset) call is retried. If the file was renamed
+// or removed meanwhile, the re-open fails and so does the call.
+type File struct {
+	b      *Backend
+	name   string
+	path   string
+	reopen int // flags for re-opening
+
+	mu     sync.Mutex
+	t      *transport
+	h      *psftp.File
+	closed bool
+}
+
+var _ backend.File = (*File)(nil)
+
+// OpenFile opens name. O_CREATE without O_EXCL first tries an exclusive
+// create so that perm is applied only to files this call created.
+func (b *Backend) OpenFile(ctx context.Context, name string, flag int, perm fs.FileMode) (backend.File, error) {
+	p, err := b.abs("open", name)
+	if err != nil {
+		return nil, err
+	}
+	if flag&os.O_APPEND != 0 {
+		return nil, errnoErr("open", name, syscall.EINVAL)
+	}
+	const known = os.O_RDONLY | os.O_WRONLY | os.O_RDWR | os.O_CREATE | os.O_EXCL | os.O_TRUNC
+	flag &= known // O_CLOEXEC, O_NOFOLLOW, ... mean nothing remotely
+	f := &File{b: b, name: name, path: p, reopen: flag &^ (os.O_CREATE | os.O_EXCL | os.O_TRUNC)}
+
+	create := flag&os.O_CREATE != 0
+	excl := flag&os.O_EXCL != 0
+	for attempt := 0; attempt < 3; attempt++ {
+		var fl int
+		switch {
+		case create && (excl || attempt == 0):
+			fl = flag | os.O_EXCL
+		case create:
+			fl = flag &^ (os.O_CREATE | os.O_EXCL)
+		default:
+			fl = flag
+		}
+		err = f.open(ctx, fl)
+		if err == nil {
+			if fl&os.O_EXCL != 0 {
+				if err := f.chmod(perm & modeBits); err != nil {
+					f.Close()
+					return nil, pathErr("open", name, err)
+				}
+			}
+			return f, nil
+		}
+		exists := classify(err) == syscall.EEXIST
+		if !exists && isGenericFailure(err) {
+			st, lerr := b.lstatRaw(ctx, p)
+			switch {
+			case lerr == nil && st.IsDir() && flag&(os.O_WRONLY|os.O_RDWR) != 0:
+				return nil, errnoErr("open", name, syscall.EISDIR)
+			case lerr == nil && fl&os.O_EXCL != 0:
+				exists = true
+			}
+		}
+		switch {
+		case exists && excl:
+			return nil, errnoErr("open", name, syscall.EEXIST)
+		case exists && create && attempt == 0:
+			continue // open the existing file without O_EXCL
+		case classify(err) == syscall.ENOENT && create && attempt == 1:
+			continue // removed between the two opens: create again
+		}
+		return nil, pathErr("open", name, err)
+	}
+	return nil, pathErr("open", name, err)
+}
+
+// open opens the handle on the current transport.
+func (f *File) open(ctx context.Context, flag int) error {
+	h, err := call(f.b.c, ctx, flag&os.O_EXCL == 0, func(t *transport) (opened, error) {
+		h, err := t.client.OpenFile(f.path, flag)
+		return opened{t, h}, err
+	}, func(o opened) { o.h.Close() })
+	if err != nil {
+		return err
+	}
+	f.t, f.h = h.t, h.h
+	return nil
+}
+
+type opened struct {
+	t *transport
+	h *psftp.File
+}
+
+// handle returns a handle valid on t, re-opening the file if its handle
+// belongs to an older transport.
+func (f *File) handle(t *transport) (*psftp.File, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil, os.ErrClosed
+	}
+	if f.t == t {
+		return f.h, nil
+	}
+	h, err := t.client.OpenFile(f.path, f.reopen)
+	if err != nil {
+		return nil, err
+	}
+	f.b.log.Info("re-opened file after reconnect", "name", f.name, "generation", t.gen)
+	f.t, f.h = t, h
+	return h, nil
+}
+
+// fileCall runs fn with a valid handle, retrying across reconnects; File
+// methods have no context, so OpTimeout bounds them.
+func fileCall[T any](f *File, fn func(*psftp.File) (T, error)) (T, error) {
+	return call(f.b.c, context.Background(), true, func(t *transport) (T, error) {
+		h, err := f.handle(t)
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		return fn(h)
+	}, nil)
+}
+
+func (f *File) chmod(mode fs.FileMode) error {
+	_, err := fileCall(f, func(h *psftp.File) (struct{}, error) { return struct{}{}, h.Chmod(mode) })
+	return err
+}
+
+type ioResult struct {
+	n   int
+	err error
+}
+
+// ReadAt reads len(p) bytes at off; a short read at end of file returns
+// io.EOF.
+func (f *File) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errnoErr("read", f.name, syscall.EINVAL)
+	}
+	r, err := fileCall(f, func(h *psftp.File) (ioResult, error) {
+		n, err := h.ReadAt(p, off)
+		if err == io.EOF {
+			// An answer, not a failure: keep it out of the retry logic.
+			return ioResult{n, io.EOF}, nil
+		}
+		return ioResult{n, err}, err
+	})
+	if err != nil {
+		return r.n, f.err("read", err)
+	}
+	return r.n, r.err
+}
+
+// WriteAt writes p at off. A retry after a reconnect rewrites all of p,
+// which is safe because the offset is explicit.
+func (f *File) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errnoErr("write", f.name, syscall.EINVAL)
+	}
+	n, err := fileCall(f, func(h *psftp.File) (int, error) { return h.WriteAt(p, off) })
+	if err != nil {
+		return n, f.err("write", err)
+	}
+	return n, nil
+}
+
+// Truncate sets the size through the handle (FSETSTAT).
+func (f *File) Truncate(size int64) error {
+	if size < 0 {
+		return errnoErr("truncate", f.name, syscall.EINVAL)
+	}
+	_, err := fileCall(f, func(h *psftp.File) (struct{}, error) { return struct{}{}, h.Truncate(size) })
+	return f.err("truncate", err)
+}
+
+// Sync uses fsync@openssh.com when the server has it. Without it every
+// acknowledged write is already visible to other clients (the server
+// wrote it before replying), so there is nothing more to do.
+func (f *File) Sync() error {
+	if !f.b.caps.Fsync {
+		f.mu.Lock()
+		closed := f.closed
+		f.mu.Unlock()
+		if closed {
+			return f.err("sync", os.ErrClosed)
+		}
+		return nil
+	}
+	_, err := fileCall(f, func(h *psftp.File) (struct{}, error) { return struct{}{}, h.Sync() })
+	return f.err("sync", err)
+}
+
+// Stat uses FSTAT on the handle.
+func (f *File) Stat() (backend.FileInfo, error) {
+	fi, err := fileCall(f, func(h *psftp.File) (os.FileInfo, error) { return h.Stat() })
+	if err != nil {
+		return backend.FileInfo{}, f.err("stat", err)
+	}
+	return toInfo(baseName(f.name), fi), nil
+}
+
+// Close closes the handle. A handle on a dead transport is already gone
+// on the server, so closing it is a no-op.
+func (f *File) Close() error {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return &fs.PathError{Op: "close", Path: f.name, Err: fs.ErrClosed}
+	}
+	f.closed = true
+	t, h := f.t, f.h
+	f.mu.Unlock()
+	if t == nil || t.isDead() {
+		return nil
+	}
+	_, err := run(f.b.c, context.Background(), t, func(*transport) (struct{}, error) { return struct{}{}, h.Close() }, nil)
+	if err != nil && (isConnErr(t, err) || t.isDead()) {
+		// The server dropped the handle with the connection; every write
+		// was acknowledged before, so nothing is lost.
+		return nil
+	}
+	return f.err("close", err)
+}
+
+func (f *File) err(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, os.ErrClosed) {
+		return &fs.PathError{Op: op, Path: f.name, Err: fs.ErrClosed}
+	}
+	return pathErr(op, f.name, err)
+}
