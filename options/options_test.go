@@ -462,3 +462,30 @@ func TestScopeRequired(t *testing.T) {
 		t.Error("Parse without a scope succeeded")
 	}
 }
+
+func TestParseList(t *testing.T) {
+	m, err := ParseList([]string{`host=h,ro,IdentityFile=a\,b`, "identity=c", `hostkey=SHA256:x`, "hostkey=ssh-ed25519 AAAA", `path=/with\\back`, "bogus=1,,"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"host": "h", "ro": "", "identity": "a,b,c", "hostkey": "SHA256:x,ssh-ed25519 AAAA", "path": `/with\back`, "bogus": "1"}
+	if len(m) != len(want) {
+		t.Errorf("got %v", m)
+	}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %q, want %q", k, m[k], v)
+		}
+	}
+	for _, bad := range [][]string{{"host=a", "host=b"}, {`path=a\b`}, {"=x"}, {`password=sec\`}} {
+		_, err := ParseList(bad)
+		if err == nil {
+			t.Errorf("ParseList(%q) succeeded", bad)
+		} else if strings.Contains(err.Error(), "sec") {
+			t.Errorf("error leaks value: %v", err)
+		}
+	}
+	if m, err := ParseList([]string{"ro", "ro=", "port=22", "port=22"}); err != nil || m["port"] != "22" {
+		t.Errorf("agreeing repeats: %v %v", m, err)
+	}
+}

@@ -709,3 +709,64 @@ func Redact(opts map[string]string) map[string]string {
 	}
 	return out
 }
+
+// ParseList parses `sftpfs mount -o` arguments: each is a comma-separated
+// list of key or key=value items. A literal comma inside a value is
+// written "\," and a literal backslash "\\". A list option given more than
+// once accumulates (-o hostkey=A -o hostkey=B); other repeats must agree.
+// Names are returned canonical where known; unknown names are kept as
+// written so that Parse can report them.
+func ParseList(args []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, arg := range args {
+		items, err := splitEscaped(arg)
+		if err != nil {
+			return nil, err
+		}
+		for _, item := range items {
+			k, v, _ := strings.Cut(item, "=")
+			k = strings.TrimSpace(k)
+			if k == "" {
+				if strings.TrimSpace(item) == "" {
+					continue
+				}
+				return nil, errorf("", "option %q has no name; write key=value", item)
+			}
+			name := k
+			if o, ok := Lookup(k); ok {
+				name = o.Name
+				if prev, dup := out[name]; dup {
+					if o.Kind == List || o.Kind == FileList {
+						v = prev + "," + v
+					} else if prev != v {
+						return nil, errorf(name, "option %q is given twice with different values; give it once", name)
+					}
+				}
+			}
+			out[name] = v
+		}
+	}
+	return out, nil
+}
+
+// splitEscaped splits s on unescaped commas, resolving "\," and "\\".
+func splitEscaped(s string) ([]string, error) {
+	var items []string
+	var cur strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\':
+			if i+1 >= len(s) || (s[i+1] != ',' && s[i+1] != '\\') {
+				return nil, errorf("", "in an -o argument, a backslash must be followed by a comma or another backslash (\\, or \\\\)")
+			}
+			i++
+			cur.WriteByte(s[i])
+		case c == ',':
+			items = append(items, cur.String())
+			cur.Reset()
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	return append(items, cur.String()), nil
+}
