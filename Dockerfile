@@ -14,11 +14,10 @@ FROM scratch
 ARG BINARY=bin/sftpfs
 COPY ${BINARY} /sftpfs
 # WORKDIR creates directories, which is the only way to make empty ones in
-# a scratch image: the plugin socket directory, the propagated mount and
-# /tmp. /secrets is deliberately absent: Docker creates it to match the
-# secrets mount's source (a file for the default /dev/null placeholder, a
-# directory when the user sets one).
+# a scratch image: the plugin socket directory, the propagated mount, the
+# secrets mount point and /tmp.
 WORKDIR /run/docker/plugins
+WORKDIR /secrets
 WORKDIR /mnt/volumes
 WORKDIR /tmp
 WORKDIR /

@@ -65,9 +65,8 @@ if [ "$docker_build" = 1 ]; then
 	trap 'docker rm -f "$cid" >/dev/null 2>&1 || true' EXIT
 	docker export "$cid" | tar -x -C "$build/rootfs"
 else
-	# The same tree the Dockerfile produces. /secrets is left out on
-	# purpose: see the Dockerfile.
-	mkdir -p "$build/rootfs"/{run/docker/plugins,mnt/volumes,tmp,proc,dev,sys,etc}
+	# The same tree the Dockerfile produces.
+	mkdir -p "$build/rootfs"/{run/docker/plugins,mnt/volumes,secrets,tmp,proc,dev,sys,etc}
 	touch "$build/rootfs/etc/hosts" "$build/rootfs/etc/resolv.conf"
 	chmod 1777 "$build/rootfs/tmp"
 	install -m 0755 "$bin" "$build/rootfs/sftpfs"
