@@ -489,3 +489,12 @@ func TestParseList(t *testing.T) {
 		t.Errorf("agreeing repeats: %v %v", m, err)
 	}
 }
+
+func TestBackendValidation(t *testing.T) {
+	f := newFixture(t)
+	_, err := Parse(f.base("ciphers", "rot13"), f.volume())
+	var oe *Error
+	if err == nil || !strings.Contains(err.Error(), `"rot13"`) || !errors.As(err, &oe) || oe.Option != "ciphers" {
+		t.Errorf("unsupported cipher: %v", err)
+	}
+}

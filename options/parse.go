@@ -649,6 +649,29 @@ func (p *parser) buildSFTP(cfg *Config) {
 	if len(c.KnownHostsFiles) == 0 && len(c.HostKeys) == 0 && !c.InsecureIgnoreHostKey {
 		p.fail(errorf(OptHostKey, "no way to verify the server: give hostkey=SHA256:... (get it with `ssh-keyscan HOST | ssh-keygen -lf -`) or known_hosts=FILE"))
 	}
+	if len(p.errs) > 0 {
+		return
+	}
+	// The backend's own validation knows what it supports (ciphers, key
+	// formats); its messages start with the option name.
+	if err := c.Validate(); err != nil {
+		var list []error
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			list = j.Unwrap()
+		} else {
+			list = []error{err}
+		}
+		for _, e := range list {
+			name := strings.FieldsFunc(e.Error(), func(r rune) bool { return r == ' ' || r == ':' })
+			opt := OptHost
+			if len(name) > 0 {
+				if o, ok := Lookup(name[0]); ok {
+					opt = o.Name
+				}
+			}
+			p.fail(&Error{Option: opt, Msg: e.Error()})
+		}
+	}
 }
 
 // Canonical resolves names and aliases to canonical names and normalizes
