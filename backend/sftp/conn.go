@@ -50,6 +50,9 @@ type transport struct {
 }
 
 func (t *transport) isDead() bool {
+	if t == nil {
+		return false
+	}
 	select {
 	case <-t.dead:
 		return true

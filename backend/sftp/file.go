@@ -73,6 +73,8 @@ func (b *Backend) OpenFile(ctx context.Context, name string, flag int, perm fs.F
 		if !exists && isGenericFailure(err) {
 			st, lerr := b.lstatRaw(ctx, p)
 			switch {
+			case lerr == nil && excl:
+				exists = true
 			case lerr == nil && st.IsDir() && flag&(os.O_WRONLY|os.O_RDWR) != 0:
 				return nil, errnoErr("open", name, syscall.EISDIR)
 			case lerr == nil && fl&os.O_EXCL != 0:

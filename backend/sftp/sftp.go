@@ -292,7 +292,8 @@ func (b *Backend) ReadDir(ctx context.Context, name string) ([]backend.FileInfo,
 	}
 	list, err := call(b.c, ctx, true, func(t *transport) ([]os.FileInfo, error) { return t.client.ReadDirContext(ctx, p) }, nil)
 	if err != nil {
-		if classify(err) == 0 {
+		// OpenSSH says FAILURE for a file, other servers NO_SUCH_FILE.
+		if classify(err) != syscall.EACCES && !isConnErr(nil, err) {
 			if st, serr := call(b.c, ctx, true, func(t *transport) (os.FileInfo, error) { return t.client.Stat(p) }, nil); serr == nil && !st.IsDir() {
 				return nil, errnoErr("readdir", name, syscall.ENOTDIR)
 			}
@@ -365,6 +366,13 @@ func (b *Backend) Rmdir(ctx context.Context, name string) error {
 	if name == "." {
 		return errnoErr("rmdir", name, syscall.EBUSY)
 	}
+	// Some servers (pkg/sftp's) implement RMDIR with remove(3), which
+	// also deletes files: refuse non-directories first.
+	if st, err := b.lstatRaw(ctx, p); err != nil {
+		return pathErr("rmdir", name, err)
+	} else if !st.IsDir() {
+		return errnoErr("rmdir", name, syscall.ENOTDIR)
+	}
 	err = b.do(ctx, false, func(cl *psftp.Client) error { return cl.RemoveDirectory(p) })
 	if err != nil && classify(err) == 0 {
 		st, lerr := b.lstatRaw(ctx, p)
@@ -398,6 +406,10 @@ func (b *Backend) Rename(ctx context.Context, oldname, newname string, flags bac
 		// Plain SSH_FXP_RENAME refuses an existing target on OpenSSH
 		// (link+unlink); the Lstat first also covers servers that replace.
 		if _, err := b.lstatRaw(ctx, np); err == nil {
+			// rename(2) reports a missing source before an existing target.
+			if _, oerr := b.lstatRaw(ctx, op); oerr != nil {
+				return pathErr("rename", oldname, oerr)
+			}
 			return errnoErr("rename", newname, syscall.EEXIST)
 		} else if classify(err) != syscall.ENOENT {
 			return pathErr("rename", newname, err)
@@ -412,7 +424,16 @@ func (b *Backend) Rename(ctx context.Context, oldname, newname string, flags bac
 	}
 	if b.caps.AtomicRename {
 		err := b.do(ctx, false, func(cl *psftp.Client) error { return cl.PosixRename(op, np) })
-		return b.renameErr(ctx, oldname, newname, op, np, err)
+		err = b.renameErr(ctx, oldname, newname, op, np, err)
+		if errors.Is(err, syscall.ENOTEMPTY) {
+			// Servers written in Go (os.Rename) refuse to replace any
+			// directory; an empty one can be removed first (not atomic).
+			if b.do(ctx, false, func(cl *psftp.Client) error { return cl.RemoveDirectory(np) }) == nil {
+				err = b.do(ctx, false, func(cl *psftp.Client) error { return cl.PosixRename(op, np) })
+				err = b.renameErr(ctx, oldname, newname, op, np, err)
+			}
+		}
+		return err
 	}
 	// Emulated replace: check kinds as rename(2) would, remove the target,
 	// then rename. Not atomic: another client can see newname missing.
@@ -461,7 +482,9 @@ func (b *Backend) renameErr(ctx context.Context, oldname, newname, op, np string
 	if err == nil {
 		return nil
 	}
-	if classify(err) != 0 {
+	// OpenSSH reports ENOTDIR as NO_SUCH_FILE and most other errnos as
+	// FAILURE, so both need a look at the two ends.
+	if e := classify(err); e != 0 && e != syscall.ENOENT {
 		return pathErr("rename", oldname, err)
 	}
 	ost, oerr := b.lstatRaw(ctx, op)
