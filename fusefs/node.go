@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -29,6 +30,26 @@ type filesystem struct {
 type node struct {
 	fs.Inode
 	fsys *filesystem
+
+	// last is the most recent FileInfo presented for this node. It
+	// answers fstat of a node whose name is gone and that has no file
+	// handle to ask (an open directory that was renamed over).
+	mu      sync.Mutex
+	last    backend.FileInfo
+	hasLast bool
+}
+
+// remember records fi as n's latest attributes.
+func (n *node) remember(fi backend.FileInfo) {
+	n.mu.Lock()
+	n.last, n.hasLast = fi, true
+	n.mu.Unlock()
+}
+
+func (n *node) remembered() (backend.FileInfo, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.last, n.hasLast
 }
 
 // bctx turns the per-request context into the one passed to the
@@ -102,10 +123,15 @@ func (n *node) newChild(ctx context.Context, name string, fi backend.FileInfo, o
 	n.fsys.fillAttr(fi, &out.Attr)
 	if reuse {
 		if ch := n.GetChild(name); ch != nil && ch.StableAttr().Mode == typ {
+			if cn, ok := ch.Operations().(*node); ok {
+				cn.remember(fi)
+			}
 			return ch
 		}
 	}
-	return n.NewInode(ctx, &node{fsys: n.fsys}, fs.StableAttr{Mode: typ})
+	cn := &node{fsys: n.fsys}
+	cn.remember(fi)
+	return n.NewInode(ctx, cn, fs.StableAttr{Mode: typ})
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
@@ -144,10 +170,12 @@ func (n *node) statPath(ctx context.Context) (backend.FileInfo, syscall.Errno) {
 // still works after the file's name is gone (fstat of an unlinked file).
 // go-fuse passes the node's first open handle when the kernel sends none.
 func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	_, reachable := n.path()
 	if h, ok := f.(*fileHandle); ok {
 		if fi, errno := h.stat(); errno == 0 {
+			n.remember(fi)
 			n.fsys.fillAttr(fi, &out.Attr)
-			if _, reachable := n.path(); !reachable {
+			if !reachable {
 				// The backend may not know link counts (SFTP does not);
 				// a file without a name has none left.
 				out.Nlink = 0
@@ -155,10 +183,19 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 			return 0
 		}
 	}
+	if !reachable {
+		if fi, ok := n.remembered(); ok {
+			n.fsys.fillAttr(fi, &out.Attr)
+			out.Nlink = 0
+			return 0
+		}
+		return syscall.ENOENT
+	}
 	fi, errno := n.statPath(ctx)
 	if errno != 0 {
 		return errno
 	}
+	n.remember(fi)
 	n.fsys.fillAttr(fi, &out.Attr)
 	return 0
 }
@@ -442,6 +479,7 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 	if err != nil {
 		return nil, n.errno("link", p, err)
 	}
+	tn.remember(fi)
 	n.fsys.fillAttr(fi, &out.Attr)
 	return tn.EmbeddedInode(), 0
 }
