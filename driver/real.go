@@ -1,0 +1,89 @@
+package driver
+
+import (
+	"context"
+	"io"
+	"log/slog"
+
+	"github.com/sftpfs/sftpfs/backend/sftp"
+	"github.com/sftpfs/sftpfs/mounter"
+	"github.com/sftpfs/sftpfs/options"
+)
+
+// NewMounter returns the production Mounter: volume options are parsed by
+// the shared option table in volume scope, so file options (identity,
+// password_file, known_hosts, ...) name files inside secretsDir, and mounts
+// go through package mounter, the same code path as `sftpfs mount`.
+func NewMounter(secretsDir string, log *slog.Logger) Mounter {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &realMounter{env: options.Env{Scope: options.ScopeVolume, SecretsDir: secretsDir}, log: log}
+}
+
+type realMounter struct {
+	env options.Env
+	log *slog.Logger
+}
+
+func (r *realMounter) parse(opts map[string]string) (*options.Config, error) {
+	cfg, err := options.Parse(opts, r.env)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func (r *realMounter) Validate(opts map[string]string) (Info, error) {
+	cfg, err := r.parse(opts)
+	if err != nil {
+		return Info{}, err
+	}
+	for _, w := range cfg.Warnings {
+		r.log.Warn(w, "remote", cfg.Remote())
+	}
+	return Info{Backend: cfg.Backend, Remote: cfg.Remote()}, nil
+}
+
+func (r *realMounter) Check(ctx context.Context, opts map[string]string) (Info, error) {
+	cfg, err := r.parse(opts)
+	if err != nil {
+		return Info{}, err
+	}
+	b, err := mounter.OpenBackend(ctx, cfg, r.log)
+	if err != nil {
+		return Info{}, err
+	}
+	defer b.Close()
+	info := Info{Backend: cfg.Backend, Remote: cfg.Remote()}
+	if s, ok := b.(interface{ Status() sftp.Status }); ok {
+		info.HostKey = s.Status().HostKeyFingerprint
+	}
+	return info, nil
+}
+
+func (r *realMounter) Canonical(opts map[string]string) (map[string]string, error) {
+	return options.Canonical(opts)
+}
+
+func (r *realMounter) Mount(ctx context.Context, opts map[string]string, mountpoint string) (Mount, error) {
+	cfg, err := r.parse(opts)
+	if err != nil {
+		return nil, err
+	}
+	m, err := mounter.Mount(ctx, cfg, mountpoint, r.log)
+	if err != nil {
+		return nil, err
+	}
+	return realMount{m}, nil
+}
+
+type realMount struct{ m *mounter.Mounted }
+
+func (m realMount) Unmount() error                  { return m.m.Unmount() }
+func (m realMount) Alive(ctx context.Context) error { return m.m.Alive(ctx) }
+func (m realMount) Done() <-chan struct{}           { return m.m.Done() }
+func (m realMount) Status() MountStatus {
+	s := m.m.Status()
+	return MountStatus{State: s.State, Reconnects: int64(s.Reconnects), LastError: s.LastError, HostKey: s.HostKeyFingerprint}
+}
