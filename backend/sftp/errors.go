@@ -186,11 +186,8 @@ func isConnErr(t *transport, err error) bool {
 		// means "connection lost" when the transport is dead.
 		return err == io.EOF && t.isDead()
 	}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return false
-	}
-	// Transport errors, unexpected packets, internal inconsistency: the
-	// stream can no longer be trusted.
+	// Transport errors (ECONNRESET, EPIPE, net.ErrClosed, ...), unexpected
+	// packets, internal inconsistency: the stream can no longer be
+	// trusted. pkg/sftp never turns a server status into an Errno.
 	return true
 }
