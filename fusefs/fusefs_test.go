@@ -728,3 +728,20 @@ func ExampleMount() {
 	server.Wait()
 	_ = b.Close()
 }
+
+func TestMountErrors(t *testing.T) {
+	if _, err := fusefs.Mount(t.TempDir(), nil, testOptions()); err == nil {
+		t.Error("Mount without a backend succeeded")
+	}
+	requireMount(t)
+	b, err := local.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	missing := filepath.Join(t.TempDir(), "does-not-exist")
+	_, err = fusefs.Mount(missing, b, testOptions())
+	if err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("Mount on a missing directory: %v; want an error naming %s", err, missing)
+	}
+}

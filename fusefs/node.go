@@ -335,7 +335,10 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		_ = f.Close()
 		return nil, nil, 0, n.errno("create", p, err)
 	}
-	ch := n.newChild(ctx, name, fi, out, false)
+	// Without O_EXCL the name may already exist (the kernel's negative
+	// entry was stale); its node, if the kernel still holds one, is the
+	// same file and must stay the same inode.
+	ch := n.newChild(ctx, name, fi, out, true)
 	return ch, newFileHandle(ch.Operations().(*node), f), 0, 0
 }
 
