@@ -1,0 +1,48 @@
+# sftpfs build, test and packaging. `make help` lists the targets.
+
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GO          ?= go
+PLUGIN_ARCH ?= amd64
+LDFLAGS     := -s -w -X main.version=$(VERSION)
+# LOCK prefixes the heavy commands; on a shared machine use
+# LOCK="flock /tmp/sftpfs-cpu.lock" so that only one runs at a time.
+LOCK        ?=
+STATICCHECK ?= $(shell command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck)
+
+.PHONY: help build test test-short lint deps plugin demo clean
+
+help:
+	@echo "make build       static binary bin/sftpfs (VERSION=$(VERSION))"
+	@echo "make test        install deps (scripts/deps.sh), lint, then all tests (FUSE, OpenSSH, Docker)"
+	@echo "make test-short  go test -short ./... with what is installed (no deps step)"
+	@echo "make lint        gofmt, go vet, staticcheck"
+	@echo "make deps        scripts/deps.sh: install/start what the tests need (root on Debian)"
+	@echo "make plugin      build and install the Docker plugin (PLUGIN_ARCH=amd64|arm64)"
+	@echo "make demo        plugin + SFTP server + volume + two containers (scripts/demo.sh)"
+
+build:
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/sftpfs ./cmd/sftpfs
+
+deps:
+	scripts/deps.sh
+
+test: deps lint
+	$(LOCK) $(GO) test -race -count=1 -timeout 40m ./...
+
+test-short:
+	$(LOCK) $(GO) test -short -count=1 -timeout 20m ./...
+
+lint:
+	@out=$$(gofmt -l .); \
+		if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(LOCK) $(GO) vet ./...
+	$(LOCK) $(STATICCHECK) ./...
+
+plugin:
+	VERSION=$(VERSION) scripts/build-plugin.sh $(PLUGIN_ARCH)
+
+demo:
+	scripts/demo.sh
+
+clean:
+	rm -rf bin plugin/build plugin/build-*
