@@ -88,7 +88,10 @@ if have docker && have dockerd; then
 	if ! docker info >/dev/null 2>&1; then
 		if is_root; then
 			say "starting dockerd (log: $DOCKERD_LOG)"
-			nohup dockerd >"$DOCKERD_LOG" 2>&1 </dev/null &
+			# dockerd outlives this script: close every inherited descriptor
+			# above 2 so it cannot keep, e.g., a caller's flock(1) lock held.
+			setsid bash -c 'for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; exec dockerd' \
+				>"$DOCKERD_LOG" 2>&1 </dev/null &
 			for _ in $(seq 60); do
 				docker info >/dev/null 2>&1 && break
 				sleep 1
