@@ -215,3 +215,37 @@ func TestIsLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestSFTPServerCertAuthority: an authorized_keys line with the
+// cert-authority option makes its key a trusted user CA, not a login key.
+func TestSFTPServerCertAuthority(t *testing.T) {
+	dir := t.TempDir()
+	_, caPriv, _ := ed25519.GenerateKey(rand.Reader)
+	ca, _ := ssh.NewSignerFromKey(caPriv)
+	ak := filepath.Join(dir, "authorized_keys")
+	os.WriteFile(ak, append([]byte("cert-authority "), ssh.MarshalAuthorizedKey(ca.PublicKey())...), 0o600)
+	ready, _, _ := runSFTPServerForTest(t, "-root", dir, "-authorized-keys", ak)
+	addr := strings.Fields(ready)[3]
+
+	_, userPriv, _ := ed25519.GenerateKey(rand.Reader)
+	user, _ := ssh.NewSignerFromKey(userPriv)
+	cert := &ssh.Certificate{Key: user.PublicKey(), CertType: ssh.UserCert, ValidPrincipals: []string{"alice"},
+		ValidAfter: uint64(time.Now().Add(-time.Minute).Unix()), ValidBefore: uint64(time.Now().Add(time.Hour).Unix())}
+	if err := cert.SignCert(rand.Reader, ca); err != nil {
+		t.Fatal(err)
+	}
+	certSigner, _ := ssh.NewCertSigner(cert, user)
+	login := func(s ssh.Signer) error {
+		c, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{User: "alice", Auth: []ssh.AuthMethod{ssh.PublicKeys(s)}, HostKeyCallback: ssh.InsecureIgnoreHostKey()})
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := login(certSigner); err != nil {
+		t.Fatalf("certificate login: %v", err)
+	}
+	if login(ca) == nil {
+		t.Fatal("the CA key itself logged in; cert-authority keys must only sign")
+	}
+}
