@@ -745,3 +745,18 @@ func TestMountErrors(t *testing.T) {
 		t.Errorf("Mount on a missing directory: %v; want an error naming %s", err, missing)
 	}
 }
+
+// TestLeftoverMountDetection proves that TestMain's check for mounts left
+// behind actually sees a live test mount.
+func TestLeftoverMountDetection(t *testing.T) {
+	mnt, _ := mountLocal(t, testOptions())
+	found := false
+	for _, line := range leftoverMounts() {
+		if strings.Contains(line, " "+mnt+" ") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("live mount %s not found by leftoverMounts: %q", mnt, leftoverMounts())
+	}
+}
