@@ -1,7 +1,6 @@
 package local
 
 import (
-	"io"
 	"io/fs"
 	"syscall"
 	"time"
@@ -10,8 +9,6 @@ import (
 
 	"github.com/sftpfs/sftpfs/backend"
 )
-
-func isEOF(err error) bool { return err == io.EOF }
 
 // infoFromOS converts what os.Root.Stat and os.File.Stat return. On Linux
 // Sys is always a *syscall.Stat_t; the fallback only keeps the portable

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -51,10 +52,15 @@ func New(root string) (*Backend, error) {
 	return b, nil
 }
 
-// errEscape replaces os.Root's escape error. It wraps EACCES so that the
+// escapeError replaces os.Root's escape error. It wraps EACCES so that the
 // FUSE layer reports "permission denied" and errors.Is matches
-// fs.ErrPermission. It is never modified.
-var errEscape = fmt.Errorf("path leaves the backend root (a symlink points outside it; only symlinks that stay inside the root are followed): %w", syscall.EACCES)
+// fs.ErrPermission.
+type escapeError struct{}
+
+func (escapeError) Error() string {
+	return "path leaves the backend root (a symlink points outside it; only symlinks that stay inside the root are followed): permission denied"
+}
+func (escapeError) Unwrap() error { return syscall.EACCES }
 
 // invalid returns an error matching both fs.ErrInvalid and syscall.EINVAL;
 // a bare EINVAL does not match fs.ErrInvalid.
@@ -79,7 +85,7 @@ func (b *Backend) fail(op, name string, err error) error {
 	}
 	switch {
 	case b.escapes != nil && err == b.escapes:
-		err = errEscape
+		err = escapeError{}
 	case err == syscall.EINVAL:
 		err = invalidError{}
 	}
@@ -566,7 +572,7 @@ type file struct {
 
 func (f *file) ReadAt(p []byte, off int64) (int, error) {
 	n, err := f.f.ReadAt(p, off)
-	if err != nil && n < len(p) && !isEOF(err) {
+	if err != nil && err != io.EOF {
 		return n, f.b.fail("read", f.name, err)
 	}
 	return n, err
