@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 
@@ -143,6 +144,7 @@ func (c Config) hostKeyPolicy(addr string, log *slog.Logger, seen *seenHostKey) 
 		}
 	}
 
+	caLines := readCALines(c.KnownHostsFiles)
 	cb := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
 		typ, fp := describeKey(key)
 		seen.set(fp)
@@ -154,6 +156,19 @@ func (c Config) hostKeyPolicy(addr string, log *slog.Logger, seen *seenHostKey) 
 				return nil
 			}
 			var revoked *knownhosts.RevokedError
+			var keyErr *knownhosts.KeyError
+			if cert, ok := key.(*ssh.Certificate); ok && !errors.As(khErr, &revoked) && !errors.As(khErr, &keyErr) {
+				// No @cert-authority vouches for the certificate: judge the
+				// certified key itself, as a plain known_hosts entry or
+				// @revoked line would (the server proved it holds it).
+				plainErr := kh(hostname, remote, cert.Key)
+				if plainErr == nil {
+					return nil
+				}
+				if errors.As(plainErr, &revoked) || errors.As(plainErr, &keyErr) {
+					khErr = plainErr
+				}
+			}
 			if errors.As(khErr, &revoked) {
 				hkErr.Problem = HostKeyRevoked
 				hkErr.Detail = fmt.Sprintf("%s:%d", revoked.Revoked.Filename, revoked.Revoked.Line)
@@ -176,12 +191,15 @@ func (c Config) hostKeyPolicy(addr string, log *slog.Logger, seen *seenHostKey) 
 		switch {
 		case khErr == nil:
 		case errors.As(khErr, &keyErr):
-			if len(keyErr.Want) > 0 {
-				hkErr.Problem = HostKeyMismatch
-				for _, w := range keyErr.Want {
-					wt, wfp := describeKey(w.Key)
-					hkErr.Want = append(hkErr.Want, fmt.Sprintf("%s:%d: %s %s", w.Filename, w.Line, wt, wfp))
+			for _, w := range keyErr.Want {
+				if caLines.isCA(w) {
+					// knownhosts lists @cert-authority keys too; they are
+					// not keys the host should have presented.
+					continue
 				}
+				hkErr.Problem = HostKeyMismatch
+				wt, wfp := describeKey(w.Key)
+				hkErr.Want = append(hkErr.Want, fmt.Sprintf("%s:%d: %s %s", w.Filename, w.Line, wt, wfp))
 			}
 		default:
 			// A certificate that no @cert-authority line vouches for, or
@@ -191,14 +209,39 @@ func (c Config) hostKeyPolicy(addr string, log *slog.Logger, seen *seenHostKey) 
 		}
 		return hkErr
 	}
-	return cb, c.hostKeyAlgorithms(addr, kh, pins), nil
+	return cb, c.hostKeyAlgorithms(addr, kh, pins, caLines), nil
 }
+
+// caLineSet holds the positions of @cert-authority lines, because
+// knownhosts.KeyError does not say which known keys are CAs.
+type caLineSet map[string]map[int]bool
+
+func readCALines(files []string) caLineSet {
+	set := caLineSet{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for i, l := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), "@cert-authority") {
+				if set[f] == nil {
+					set[f] = map[int]bool{}
+				}
+				set[f][i+1] = true
+			}
+		}
+	}
+	return set
+}
+
+func (s caLineSet) isCA(k knownhosts.KnownKey) bool { return s[k.Filename][k.Line] }
 
 // hostKeyAlgorithms restricts the host key algorithms to the types of the
 // keys we already know for addr, so that a server offering several host
 // keys presents one we can verify (OpenSSH does the same). It returns nil
 // (library defaults) when the types are not known.
-func (c Config) hostKeyAlgorithms(addr string, kh ssh.HostKeyCallback, pins []pinnedKey) []string {
+func (c Config) hostKeyAlgorithms(addr string, kh ssh.HostKeyCallback, pins []pinnedKey, caLines caLineSet) []string {
 	var types []string
 	for _, p := range pins {
 		if p.key == nil {
@@ -218,6 +261,10 @@ func (c Config) hostKeyAlgorithms(addr string, kh ssh.HostKeyCallback, pins []pi
 				remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: c.Port}
 				if errors.As(kh(addr, remote, probe), &keyErr) {
 					for _, w := range keyErr.Want {
+						if caLines.isCA(w) {
+							// A host certificate may be of any type.
+							return nil
+						}
 						types = append(types, w.Key.Type())
 					}
 				}
