@@ -13,7 +13,8 @@
 # Dockerfile (docker build + docker create + docker export).
 #
 # Environment: PLUGIN_NAME (default sftpfs:latest; arm64 builds default to
-# sftpfs:latest-arm64), VERSION (default from git).
+# sftpfs:latest-arm64), VERSION (default from git), SFTPFS_BINARY (use this
+# prebuilt static binary instead of building one).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -50,10 +51,15 @@ else
 	fi
 fi
 
-bin=bin/sftpfs-linux-$arch
-echo "==> building $bin ($version)"
-CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath \
-	-ldflags "-s -w -X main.version=$version" -o "$bin" ./cmd/sftpfs
+if [ -n "${SFTPFS_BINARY:-}" ]; then
+	bin=$SFTPFS_BINARY
+	echo "==> using prebuilt $bin"
+else
+	bin=bin/sftpfs-linux-$arch
+	echo "==> building $bin ($version)"
+	CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath \
+		-ldflags "-s -w -X main.version=$version" -o "$bin" ./cmd/sftpfs
+fi
 
 echo "==> assembling $build"
 rm -rf "$build"

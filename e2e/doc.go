@@ -1,0 +1,15 @@
+// Package e2e holds end-to-end tests of the sftpfs Docker plugin on a real
+// Docker engine: they build and enable the plugin with
+// scripts/build-plugin.sh (as sftpfs-e2e:latest, so an installed sftpfs
+// plugin is left alone), run a real OpenSSH sshd on loopback (the plugin
+// uses the host network), and drive the docker CLI: volume create with a
+// key by reference and a pinned host key, containers that write and read,
+// :ro, a non-root user, bad options, inspect output, remove, --mount
+// volume-opt, plugin disable/enable, a dockerd restart and a single-node
+// Swarm service.
+//
+// They need root, /dev/fuse, a running dockerd (scripts/deps.sh starts one,
+// logging to /var/log/sftpfs-dockerd.log) and /bin/busybox from Debian's
+// busybox-static: missing, the tests skip, or fail when CI=true. The
+// package has no non-test code.
+package e2e
