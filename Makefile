@@ -9,7 +9,7 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 LOCK        ?=
 STATICCHECK ?= $(shell command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck)
 
-.PHONY: help build test test-short lint deps plugin demo clean
+.PHONY: help build test test-short lint deps plugin demo clean bench bench-smoke
 
 help:
 	@echo "make build       static binary bin/sftpfs (VERSION=$(VERSION))"
@@ -19,6 +19,8 @@ help:
 	@echo "make deps        scripts/deps.sh: install/start what the tests need (root on Debian)"
 	@echo "make plugin      build and install the Docker plugin (PLUGIN_ARCH=amd64|arm64)"
 	@echo "make demo        plugin + SFTP server + volume + two containers (scripts/demo.sh)"
+	@echo "make bench       sftpfs vs sshfs vs raw OpenSSH sftp (BENCH_FLAGS=\"-rounds 5 -record docs/perf.md\"; root)"
+	@echo "make bench-smoke the same with tiny sizes in seconds; fails if any contender fails (CI)"
 
 build:
 	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/sftpfs ./cmd/sftpfs
@@ -43,6 +45,15 @@ plugin:
 
 demo:
 	scripts/demo.sh
+
+# Benchmarks hold LOCK for their whole run: numbers taken while something
+# else runs are worthless.
+BENCH_FLAGS ?= -rounds 5
+bench:
+	$(LOCK) scripts/bench.sh $(BENCH_FLAGS)
+
+bench-smoke:
+	$(LOCK) scripts/bench.sh -smoke
 
 clean:
 	rm -rf bin plugin/build plugin/build-*

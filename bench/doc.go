@@ -1,0 +1,22 @@
+// Command bench measures sftpfs against sshfs and OpenSSH's own sftp
+// client on one loopback OpenSSH server, so that the numbers in
+// docs/perf.md compare like with like (issue 5).
+//
+// It starts its own sshd (internal-sftp, aes128-gcm only) serving a tmpfs,
+// builds the data set there, and then, for N rounds, runs every workload
+// against every contender, interleaved (the contender order rotates per
+// round) so that drift of the machine hits all of them alike. Before every
+// measurement the page cache is dropped and the mount is made anew, so
+// each measurement starts cold on the client side (the server's data stays
+// in tmpfs: the benchmark is about the client and the transport, not
+// about the server's disk).
+//
+// It prints a Markdown table of medians and the ratios sftpfs/sshfs and
+// sftpfs/raw; -record appends it, with the exact command and the
+// machine, to docs/perf.md. -smoke uses tiny sizes and fails when any
+// contender fails, so CI notices when the harness rots.
+//
+// It needs root (mounting, dropping caches, tmpfs), /dev/fuse, sshd,
+// sftp, ssh, sshfs, git, ls and find. Run it through `make bench` or
+// scripts/bench.sh.
+package main
