@@ -131,7 +131,7 @@ func TestParseValues(t *testing.T) {
 	f := newFixture(t)
 	cfg, err := Parse(f.base(
 		"Port", "2222", "path", "/srv/data", "create-path", "yes", "ConnectTimeout", "5",
-		"op_timeout", "1m30s", "keepalive", "1s", "keepalive_count", "7", "ciphers", "aes128-gcm@openssh.com, aes256-ctr",
+		"op_timeout", "1m30s", "keepalive", "1s", "keepalive_count", "7", "max_packet", "65536", "ciphers", "aes128-gcm@openssh.com, aes256-ctr",
 		"uid", "1000", "gid", "1001", "umask", "027", "ro", "", "default_permissions", "off",
 		"attr_timeout", "0", "entry_timeout", "2.5", "negative_timeout", "3s", "max_write", "131072", "debug", "1", "fuse_debug", "true",
 		"hostkey", f.fingerprint+","+f.keyLine, "known_hosts", "<delete>",
@@ -141,7 +141,7 @@ func TestParseValues(t *testing.T) {
 	}
 	c := cfg.SFTP
 	if c.Port != 2222 || c.Path != "/srv/data" || !c.CreatePath || c.ConnectTimeout != 5*time.Second || c.OpTimeout != 90*time.Second ||
-		c.KeepaliveInterval != time.Second || c.KeepaliveCountMax != 7 || strings.Join(c.Ciphers, " ") != "aes128-gcm@openssh.com aes256-ctr" {
+		c.KeepaliveInterval != time.Second || c.KeepaliveCountMax != 7 || c.MaxPacket != 65536 || strings.Join(c.Ciphers, " ") != "aes128-gcm@openssh.com aes256-ctr" {
 		t.Errorf("sftp = %+v", c)
 	}
 	if len(c.HostKeys) != 2 || c.HostKeys[1] != f.keyLine {
@@ -319,6 +319,7 @@ func TestErrors(t *testing.T) {
 		{"umask", f.base("umask", "999"), vol, []string{`"umask"`, "octal"}},
 		{"max_write", f.base("max_write", "10"), vol, []string{`"max_write"`, "4096"}},
 		{"uid", f.base("uid", "-5"), vol, []string{`"uid"`}},
+		{"max_packet", f.base("max_packet", "300000"), vol, []string{`"max_packet"`, "261120"}},
 		{"sshcmd+host", map[string]string{"sshcmd": "u@h:/p", "host": "h", "identity": "id_ed25519", "hostkey": f.fingerprint}, vol, []string{`"sshcmd"`, `"host"`, "conflict"}},
 		{"sshcmd+user", map[string]string{"sshcmd": "u@h:/p", "user": "v", "identity": "id_ed25519", "hostkey": f.fingerprint}, vol, []string{`"user"`, "conflict"}},
 		{"sshcmd+path", map[string]string{"sshcmd": "u@h:/p", "path": "/q", "identity": "id_ed25519", "hostkey": f.fingerprint}, vol, []string{`"path"`, "conflict"}},

@@ -564,6 +564,7 @@ func (p *parser) buildSFTP(cfg *Config) {
 	c.KeepaliveInterval = p.duration(OptKeepalive, false)
 	c.KeepaliveCountMax = int(p.integer(OptKeepaliveCount, 1, 1000))
 	c.Ciphers = splitList(p.str(OptCiphers))
+	c.MaxPacket = int(p.integer(OptMaxPacket, 512, 261120))
 
 	// auth
 	c.IdentityFiles = p.files(OptIdentity, regularFile)

@@ -107,6 +107,7 @@ const (
 	OptKeepalive             = "keepalive"
 	OptKeepaliveCount        = "keepalive_count"
 	OptCiphers               = "ciphers"
+	OptMaxPacket             = "max_packet"
 	OptIdentity              = "identity"
 	OptIdentityB64           = "identity_b64"
 	OptCertificate           = "certificate"
@@ -159,6 +160,8 @@ func Table() []Option {
 			Help: "Unanswered keepalives after which the connection is dropped and re-established."},
 		{Name: OptCiphers, Kind: List, Group: GroupConnection,
 			Help: "SSH ciphers in order of preference (default: AEAD ciphers first)."},
+		{Name: OptMaxPacket, Kind: Int, Default: "32768", Group: GroupConnection,
+			Help: "SFTP read/write request size in bytes (512-261120). Every server accepts 32768; OpenSSH accepts up to 261120, which is faster on high-latency links."},
 
 		// auth
 		{Name: OptIdentity, Aliases: []string{"IdentityFile"}, Kind: FileList, Group: GroupAuth,

@@ -24,11 +24,12 @@ type command struct {
 	run     func(args []string, stdout, stderr io.Writer) int
 }
 
-// commands lists the subcommands in help order. Other subcommands
-// (serve, sftp-server) live in their own files and are added here.
+// commands lists the subcommands in help order; each lives in its own
+// file.
 func commands() []command {
 	return []command{
 		{"mount", "mount SOURCE on MOUNTPOINT in the foreground", runMount},
+		{"sftp-server", "serve a local directory over SFTP (tests and the demo)", runSFTPServer},
 		{"version", "print the version", runVersion},
 		{"help", "print this help and all mount options", nil},
 	}

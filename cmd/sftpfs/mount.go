@@ -152,29 +152,22 @@ func runMount(args []string, stdout, stderr io.Writer) int {
 		return fail(1, "mountpoint %s must be an existing directory", mp)
 	}
 
+	// Signals are delivered to both: sigs for the wait below, ctx to
+	// abort connecting (up to connect_timeout) when one arrives early.
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	// Connecting can take up to connect_timeout; a signal meanwhile
-	// cancels it.
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		select {
-		case <-sigs:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	m, err := mounter.Mount(ctx, cfg, mp, log)
-	stopped := ctx.Err() != nil
-	cancel()
+	interrupted := ctx.Err() != nil
+	stop()
 	if err != nil {
-		if stopped {
+		if interrupted {
 			return fail(1, "interrupted while mounting %s", cfg.Remote())
 		}
 		return fail(1, "%v", err)
 	}
-	if stopped { // the signal came just as the mount completed
+	if interrupted { // the signal came just as the mount completed
 		return unmountAndExit(m, log, stderr)
 	}
 	fmt.Fprintf(stdout, "sftpfs: mounted %s on %s\n", a.source, mp)
