@@ -26,10 +26,29 @@ type realMounter struct {
 	log *slog.Logger
 }
 
+// parse parses opts and applies the plugin's owner default: unless the
+// volume sets uid or gid, files are presented as owned by root (0:0), the
+// user the plugin mounts as. Remote numeric owners mean nothing inside
+// containers, and Docker's copy-up of image content into an empty volume
+// chowns every file to the image's owners, which a non-root SFTP account
+// cannot do: without a mapping that chown fails and Docker aborts the
+// container start ("failed to chown ...: permission denied"). With a
+// mapping, fusefs makes chown a successful no-op. uid=-1 / gid=-1 turn the
+// mapping off explicitly.
 func (r *realMounter) parse(opts map[string]string) (*options.Config, error) {
 	cfg, err := options.Parse(opts, r.env)
 	if err != nil {
 		return nil, err
+	}
+	canon, err := options.Canonical(opts)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := canon[options.OptUID]; !ok {
+		cfg.FS.UID = 0
+	}
+	if _, ok := canon[options.OptGID]; !ok {
+		cfg.FS.GID = 0
 	}
 	return cfg, nil
 }

@@ -51,6 +51,22 @@ func TestRealMounterLocalFUSE(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(data, "f.txt")); err != nil || string(b) != "through fuse" {
 		t.Fatalf("backing dir has %q, %v", b, err)
 	}
+	// The plugin presents files as root-owned unless uid/gid are set,
+	// and chown is then a successful no-op (Docker's copy-up chowns).
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(mp, "f.txt"), &st); err != nil || st.Uid != 0 || st.Gid != 0 {
+		t.Fatalf("owner through the mount %d:%d (%v), want 0:0", st.Uid, st.Gid, err)
+	}
+	if err := os.Chown(filepath.Join(data, "f.txt"), 4321, 4321); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(filepath.Join(mp, "f.txt"), 1234, 1234); err != nil {
+		t.Fatalf("chown through the mount: %v", err)
+	}
+	if err := syscall.Stat(filepath.Join(data, "f.txt"), &st); err != nil || st.Uid != 4321 {
+		t.Fatalf("chown through a mapped mount reached the backing file: uid %d (%v)", st.Uid, err)
+	}
+
 	c.mustOK("Mount", volume.MountRequest{Name: "loc", ID: "b"}, nil)
 	if n, _ := mountCount(mp); n != 2 {
 		t.Fatalf("%d mounts on %s, want guard + one FUSE mount shared by both callers", n, mp)

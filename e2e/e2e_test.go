@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,6 +41,9 @@ type harness struct {
 	secrets string // the plugin's secrets directory on the host
 	suffix  string
 	volumes []string
+	// nonRootFP is the host key fingerprint of the server started by
+	// startNonRootServer.
+	nonRootFP string
 }
 
 // docker runs the docker CLI; the error includes its output.
@@ -317,6 +321,30 @@ func TestPlugin(t *testing.T) {
 		h.must("volume", "rm", v)
 	})
 
+	// Docker copies the image's /data into an empty volume and chowns it
+	// to the image's owners (0:0). Against an account that may not chown
+	// (any non-root SFTP user) that must not abort the container start.
+	t.Run("CopyUpNonRootServer", func(t *testing.T) {
+		h.t = t
+		d := filepath.Join(h.remote, "nobody")
+		os.MkdirAll(d, 0o755)
+		os.Chown(d, 65534, 65534)
+		os.Chmod(h.remote, 0o755)
+		os.Chmod(filepath.Dir(h.remote), 0o755)
+		port := startNonRootServer(t, h, d)
+		v := h.name("copyup")
+		h.create(v, "-o", "host=127.0.0.1", "-o", "port="+strconv.Itoa(port), "-o", "user=nobody",
+			"-o", "identity=e2e_key", "-o", "hostkey="+h.nonRootFP)
+		out := h.must("run", "--rm", "-v", v+":/data", image, "sh", "-c", "ls -ln /data && cat /data/seed.txt")
+		if !strings.Contains(out, "from the image") {
+			t.Fatalf("copy-up: %s", out)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(d, "seed.txt"), &st); err != nil || st.Uid != 65534 {
+			t.Fatalf("seed.txt on the server: uid %d, %v", st.Uid, err)
+		}
+	})
+
 	t.Run("RemoveKeepsRemoteData", func(t *testing.T) {
 		h.t = t
 		d := filepath.Join(h.remote, "keep")
@@ -482,4 +510,60 @@ func closeInheritedFDs() {
 			syscall.CloseOnExec(fd)
 		}
 	}
+}
+
+// startNonRootServer runs `sftpfs sftp-server` as nobody (65534) serving
+// dir, accepting the e2e key, and returns its port. The binary is
+// $SFTPFS_E2E_CLI or the one scripts/build-plugin.sh built.
+func startNonRootServer(t *testing.T, h *harness, dir string) int {
+	bin := os.Getenv("SFTPFS_E2E_CLI")
+	if bin == "" {
+		bin = filepath.Join(h.repo, "bin", "sftpfs-linux-"+runtime.GOARCH)
+	}
+	setpriv := testenv.LookPath(t, "setpriv")
+	tmp, err := os.MkdirTemp("", "sftpfs-e2e-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	os.Chmod(tmp, 0o755)
+	pub := filepath.Join(tmp, "authorized_keys")
+	os.WriteFile(pub, []byte(h.sshd.PublicKeyLine+"\n"), 0o644)
+	hostKey := filepath.Join(tmp, "host_key")
+	os.Chown(tmp, 65534, 65534)
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+		bin, "sftp-server", "-root", dir, "-listen", "127.0.0.1:0", "-authorized-keys", pub, "-host-key", hostKey)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s sftp-server: %v", bin, err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line := make(chan string, 1)
+	go func() {
+		b := make([]byte, 4096)
+		n, _ := stdout.Read(b)
+		line <- string(b[:n])
+	}()
+	var ready string
+	select {
+	case ready = <-line:
+	case <-time.After(20 * time.Second):
+	}
+	// "sftp-server listening on 127.0.0.1:PORT host key TYPE SHA256:..."
+	f := strings.Fields(ready)
+	if len(f) < 8 || f[1] != "listening" {
+		t.Fatalf("sftp-server did not start: %q %s", ready, stderr.String())
+	}
+	_, p, _ := strings.Cut(f[3], ":")
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatalf("sftp-server ready line %q", ready)
+	}
+	h.nonRootFP = f[7]
+	return port
 }
