@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/sftpfs/sftpfs/internal/faultproxy"
 	"github.com/sftpfs/sftpfs/internal/sshdtest"
 	"github.com/sftpfs/sftpfs/internal/testenv"
 	"github.com/sftpfs/sftpfs/sftpserver"
@@ -374,6 +375,38 @@ func TestPlugin(t *testing.T) {
 		if _, err := h.run("volume", "rm", a); err == nil {
 			t.Fatal("removing a volume in use succeeded")
 		}
+	})
+
+	// A server that stops answering must not block `docker volume ls`,
+	// inspect, or other volumes.
+	t.Run("StalledServerDoesNotBlockOthers", func(t *testing.T) {
+		h.t = t
+		px, err := faultproxy.New(h.sshd.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer px.Close()
+		d := filepath.Join(h.remote, "stall")
+		os.MkdirAll(d, 0o755)
+		v := h.name("stall")
+		h.create(v, "-o", "host=127.0.0.1", "-o", "port="+strconv.Itoa(px.Port()), "-o", "user="+h.sshd.User,
+			"-o", "path="+d, "-o", "identity=e2e_key", "-o", "hostkey="+h.sshd.HostKeyFingerprint, "-o", "op_timeout=5s")
+		cid := strings.TrimSpace(h.must("run", "-d", "-v", v+":/data", image, "sleep", "300"))
+		defer h.run("rm", "-f", cid)
+		px.SetStall(true)
+		// Something in the container now hangs on the server.
+		go h.run("exec", cid, "/bin/busybox", "ls", "-l", "/data")
+		time.Sleep(time.Second)
+		start := time.Now()
+		h.must("volume", "ls")
+		h.must("volume", "inspect", v)
+		other := h.name("unstalled")
+		h.create(other, h.sshOpts(dir)...)
+		h.must("run", "--rm", "-v", other+":/data", image, "cat", "/data/hello.txt")
+		if el := time.Since(start); el > 15*time.Second {
+			t.Fatalf("ls/inspect/create/run of other volumes took %s while a server was stalled", el)
+		}
+		px.SetStall(false)
 	})
 
 	t.Run("MountFlagVolumeOpt", func(t *testing.T) {

@@ -1,0 +1,273 @@
+package swarm
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// volOpts are the options of a volume on the fixture's sshd at the server
+// directory dir: a key by reference (in each node's secrets directory), a
+// pinned host key and short timeouts so a dead link is noticed quickly.
+func (c *cluster) volOpts(dir string) []string {
+	return []string{
+		"host=" + hostAddr, "port=" + strconv.Itoa(c.sshd.port), "user=root", "path=" + dir,
+		"identity=" + keyName, "hostkey=" + c.sshd.fingerprint,
+		"connect_timeout=3s", "op_timeout=4s", "keepalive=1s", "keepalive_count=2",
+	}
+}
+
+// mountSpec is a --mount value that creates the volume on whichever node
+// runs a task, with the options from the service definition.
+func (c *cluster) mountSpec(vol, dir string) string {
+	s := "type=volume,src=" + vol + ",dst=/data,volume-driver=" + pluginName
+	for _, o := range c.volOpts(dir) {
+		s += ",volume-opt=" + o // no option value here contains a comma
+	}
+	return s
+}
+
+// serverDir makes a fresh directory on the SFTP server.
+func (c *cluster) serverDir(t *testing.T, name string) string {
+	d := filepath.Join(c.remote, name)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// service creates a service that stops fast and is removed when the test
+// ends.
+func (c *cluster) service(t *testing.T, name string, args ...string) {
+	t.Helper()
+	mgr := c.manager()
+	base := []string{"service", "create", "-d", "--no-resolve-image", "--name", name, "--stop-grace-period", "1s"}
+	mgr.must(t, append(base, args...)...)
+	t.Cleanup(func() { mgr.run("service", "rm", name) })
+}
+
+// running maps node hostname to the number of the service's tasks that
+// are running there.
+func (c *cluster) running(svc string) map[string]int {
+	out, err := c.manager().run("service", "ps", "--filter", "desired-state=running", "--format", "{{.Node}}|{{.CurrentState}}", svc)
+	m := map[string]int{}
+	if err != nil {
+		return m
+	}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		node, state, ok := strings.Cut(l, "|")
+		if ok && strings.HasPrefix(state, "Running") {
+			m[node]++
+		}
+	}
+	return m
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s; last state: %s", what, timeout, state)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// waitSpread waits until the service has one running task on each of the
+// nodes named.
+func (c *cluster) waitSpread(t *testing.T, svc string, nodes ...string) {
+	t.Helper()
+	waitFor(t, 90*time.Second, svc+" running once on each of "+strings.Join(nodes, ","), func() (bool, string) {
+		m := c.running(svc)
+		if len(m) != len(nodes) {
+			return false, fmt.Sprint(m)
+		}
+		for _, n := range nodes {
+			if m[n] != 1 {
+				return false, fmt.Sprint(m)
+			}
+		}
+		return true, ""
+	})
+}
+
+func (c *cluster) names() []string {
+	var out []string
+	for _, n := range c.nodes {
+		out = append(out, n.name)
+	}
+	return out
+}
+
+// volStatus is the driver's Status of vol as `docker volume inspect` on
+// node n shows it.
+func volStatus(t *testing.T, n *node, vol string) map[string]any {
+	t.Helper()
+	out, err := n.run("volume", "inspect", "-f", "{{json .Status}}", vol)
+	if err != nil {
+		return nil
+	}
+	var st map[string]any
+	json.Unmarshal([]byte(out), &st)
+	return st
+}
+
+func mountCount(t *testing.T, n *node, vol string) int {
+	st := volStatus(t, n, vol)
+	if st == nil {
+		return -1
+	}
+	f, _ := st["mounts"].(float64)
+	return int(f)
+}
+
+// counterFile checks that a file the counting tasks write holds 1..N, one
+// per line, and returns N: a lost acknowledged write shows as a gap.
+func counterFile(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	for i, l := range lines {
+		if l != strconv.Itoa(i+1) {
+			t.Fatalf("%s line %d is %q, want %d (lost or reordered data):\n%s", path, i+1, l, i+1, b)
+		}
+	}
+	return len(lines)
+}
+
+// counter is a task command that appends 1, 2, 3, ... to
+// /data/<prefix>-<task name>.log; any failed write ends the task.
+func counter(prefix string) []string {
+	return []string{"sh", "-c", `i=0; while :; do i=$((i+1)); echo $i >> /data/` + prefix + `-$TASK.log || exit 1; sleep 0.3; done`}
+}
+
+func logFiles(t *testing.T, dir, prefix string) []string {
+	m, _ := filepath.Glob(filepath.Join(dir, prefix+"-*.log"))
+	sort.Strings(m)
+	return m
+}
+
+func TestSwarm(t *testing.T) {
+	c := setup(t)
+	start := time.Now()
+	defer func() { t.Logf("swarm scenarios took %s", time.Since(start).Round(time.Second)) }()
+
+	t.Run("Capabilities", func(t *testing.T) {
+		// Local scope: every node's plugin keeps its own volumes, and
+		// Swarm creates a service's volume on each node that runs one
+		// of its tasks. Proven by the scenarios below; here: the node
+		// descriptions agree and list the plugin.
+		for _, n := range c.nodes {
+			out := c.manager().must(t, "node", "inspect", n.name, "-f", "{{range .Description.Engine.Plugins}}{{.Type}}={{.Name}} {{end}}")
+			if !strings.Contains(out, "Volume="+pluginName) {
+				t.Fatalf("node %s description lists %q, not Volume=%s", n.name, out, pluginName)
+			}
+		}
+	})
+
+	t.Run("SpreadShare", func(t *testing.T) {
+		dir := c.serverDir(t, "spread")
+		svc := svcPrefix + "spread"
+		c.service(t, svc, "--replicas", "3", "--placement-pref", "spread=node.id",
+			"--env", "NODE={{.Node.Hostname}}", "--mount", c.mountSpec("swt-spread", dir), image,
+			"sh", "-c", `echo $NODE > /data/w-$NODE.txt
+until [ $(ls /data | grep -c '^w-') -ge 3 ]; do sleep 0.3; done
+cat /data/w-*.txt > /data/r-$NODE.tmp && mv /data/r-$NODE.tmp /data/r-$NODE.txt
+exec sleep 600`)
+		c.waitSpread(t, svc, c.names()...)
+		want := slices.Clone(c.names())
+		sort.Strings(want)
+		for _, n := range c.names() {
+			p := filepath.Join(dir, "r-"+n+".txt")
+			waitFor(t, 60*time.Second, "task on "+n+" read all three files", func() (bool, string) {
+				b, err := os.ReadFile(p)
+				return err == nil && strings.Fields(string(b)) != nil && slices.Equal(strings.Fields(string(b)), want), string(b)
+			})
+		}
+		// Each node mounted the volume through its own plugin.
+		for _, n := range c.nodes {
+			if got := mountCount(t, n, "swt-spread"); got != 1 {
+				t.Fatalf("node %s: volume mount count %d, want 1 (its own task)", n.name, got)
+			}
+		}
+	})
+
+	t.Run("RollingUpdateAndDrain", func(t *testing.T) {
+		dir := c.serverDir(t, "roll")
+		svc := svcPrefix + "roll"
+		vol := "swt-roll"
+		c.service(t, svc, append([]string{"--replicas", "3", "--placement-pref", "spread=node.id", "--update-parallelism", "1", "--update-delay", "1s",
+			"--env", "TASK={{.Task.Name}}", "--mount", c.mountSpec(vol, dir), image}, counter("roll")...)...)
+		c.waitSpread(t, svc, c.names()...)
+		waitFor(t, 30*time.Second, "three tasks writing", func() (bool, string) {
+			return len(logFiles(t, dir, "roll")) == 3, fmt.Sprint(logFiles(t, dir, "roll"))
+		})
+		old := logFiles(t, dir, "roll")
+
+		c.manager().must(t, "service", "update", "-d", "--env-add", "GEN=2", svc)
+		waitFor(t, 120*time.Second, "rolling update completed", func() (bool, string) {
+			st, _ := c.manager().run("service", "inspect", "-f", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}", svc)
+			return strings.TrimSpace(st) == "completed" && len(c.running(svc)) == 3, st
+		})
+		waitFor(t, 30*time.Second, "three new tasks writing", func() (bool, string) {
+			return len(logFiles(t, dir, "roll")) == 6, fmt.Sprint(logFiles(t, dir, "roll"))
+		})
+		for _, f := range old {
+			if n := counterFile(t, f); n < 1 {
+				t.Fatalf("%s is empty", f)
+			}
+		}
+
+		drained := c.nodes[2]
+		c.manager().must(t, "node", "update", "--availability", "drain", drained.name)
+		defer c.manager().run("node", "update", "--availability", "active", drained.name)
+		waitFor(t, 60*time.Second, "tasks moved off "+drained.name, func() (bool, string) {
+			m := c.running(svc)
+			total := 0
+			for _, v := range m {
+				total += v
+			}
+			return m[drained.name] == 0 && total == 3, fmt.Sprint(m)
+		})
+		waitFor(t, 30*time.Second, "the drained node's plugin unmounted the volume", func() (bool, string) {
+			st := volStatus(t, drained, vol)
+			f, _ := st["mounts"].(float64)
+			return st != nil && f == 0, fmt.Sprint(st)
+		})
+		if live, dead := fuseMountsUnder(dataRoot(drained.ns)); len(live)+len(dead) > 0 {
+			t.Fatalf("drained node still has FUSE mounts: live %v dead %v", live, dead)
+		}
+		// The replacement task writes through its node's mount; the
+		// mount counts on the others add up to the three tasks.
+		waitFor(t, 30*time.Second, "replacement task writing", func() (bool, string) {
+			return len(logFiles(t, dir, "roll")) == 7, fmt.Sprint(logFiles(t, dir, "roll"))
+		})
+		total := 0
+		for _, n := range c.nodes[:2] {
+			total += mountCount(t, n, vol)
+		}
+		if total != 3 {
+			t.Fatalf("mount counts on the active nodes add up to %d, want 3", total)
+		}
+		c.manager().must(t, "service", "rm", svc)
+		time.Sleep(2 * time.Second)
+		for _, f := range logFiles(t, dir, "roll") {
+			counterFile(t, f)
+		}
+	})
+}
