@@ -66,7 +66,12 @@ rm -rf "$build"
 mkdir -p "$build/rootfs"
 if [ "$docker_build" = 1 ]; then
 	img=sftpfs-rootfs:$arch
-	docker build --platform "linux/$arch" --build-arg "BINARY=$bin" -t "$img" .
+	# A context holding only the binary keeps the build fast and lets
+	# SFTPFS_BINARY live anywhere.
+	ctx=$(mktemp -d)
+	cp "$bin" "$ctx/sftpfs"
+	docker build --platform "linux/$arch" --build-arg BINARY=sftpfs -f Dockerfile -t "$img" "$ctx"
+	rm -rf "$ctx"
 	cid=$(docker create --platform "linux/$arch" "$img")
 	trap 'docker rm -f "$cid" >/dev/null 2>&1 || true' EXIT
 	docker export "$cid" | tar -x -C "$build/rootfs"
