@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -447,5 +448,66 @@ func TestVersionAndHelp(t *testing.T) {
 	}
 	if out, _ := exec.Command(v, "version").Output(); !strings.HasPrefix(string(out), "sftpfs 9.9.9-test ") {
 		t.Errorf("version with ldflags = %q", out)
+	}
+}
+
+// TestMountBusyExit: SIGTERM while a file on the mount is open still
+// exits 0 and frees the mountpoint (the mount is detached lazily).
+func TestMountBusyExit(t *testing.T) {
+	testenv.RequireFUSE(t)
+	bin := buildBinary(t)
+	src, mp := t.TempDir(), t.TempDir()
+	p := startMount(t, bin, mp, src)
+	f, err := os.Create(filepath.Join(mp, "held-open"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cwd := exec.Command("sleep", "60")
+	cwd.Dir = mp // a process whose working directory is the mount
+	if err := cwd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cwd.Process.Kill(); cwd.Wait() }()
+	p.stop(t, syscall.SIGTERM)
+}
+
+// TestMountSFTPFailures: a server that cannot be trusted or reached makes
+// `sftpfs mount` exit 1 with a message that says what is wrong.
+func TestMountSFTPFailures(t *testing.T) {
+	testenv.RequireFUSE(t)
+	srv := sshdtest.Start(t, sshdtest.Options{})
+	bin := buildBinary(t)
+	mp := t.TempDir()
+	closed := func() string { // a port nobody listens on
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	}()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"wrong pinned key", []string{"-o", "identity=" + srv.KeyFile + ",port=" + strconv.Itoa(srv.Port) + ",hostkey=SHA256:" + strings.Repeat("A", 43)}, "host key"},
+		{"unreachable", []string{"-o", "identity=" + srv.KeyFile + ",port=" + closed + ",hostkey=" + srv.HostKeyFingerprint + ",connect_timeout=5s"}, "refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(bin, append(append([]string{"mount"}, tc.args...), srv.User+"@"+srv.Host+":/", mp)...)
+			out, err := cmd.CombinedOutput()
+			ee, ok := err.(*exec.ExitError)
+			if !ok || ee.ExitCode() != 1 {
+				t.Fatalf("exit: %v, want status 1\n%s", err, out)
+			}
+			if !strings.Contains(strings.ToLower(string(out)), tc.want) {
+				t.Errorf("output does not mention %q:\n%s", tc.want, out)
+			}
+			if isMounted(t, mp) {
+				t.Errorf("%s mounted after a failed mount", mp)
+			}
+		})
 	}
 }
