@@ -1,6 +1,3 @@
-// Command sftpfs mounts SFTP servers (or local directories) with FUSE,
-// standalone (`sftpfs mount`) or as a Docker volume plugin (`sftpfs
-// serve`). See README.md.
 package main
 
 import (

@@ -1,0 +1,12 @@
+// Command sftpfs mounts SFTP servers (or local directories) with FUSE,
+// standalone or as a Docker volume plugin. It is one static binary with
+// its own SSH and FUSE code; it never runs ssh or sshfs.
+//
+//	sftpfs mount [-o name=value,...]... SOURCE MOUNTPOINT   mount in the foreground
+//	sftpfs serve                                           the Docker plugin's entrypoint
+//	sftpfs sftp-server -root DIR ...                       a small SFTP server (tests, demo)
+//	sftpfs version | help
+//
+// Each subcommand lives in its own file and is listed in commands() in
+// main.go. Options are documented in package options and README.md.
+package main
