@@ -60,6 +60,12 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	// the text handler keeps the real level in the message.
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
+	// Catch signals before the socket exists, so a stop request that
+	// arrives as soon as Docker sees the socket is handled cleanly.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
+
 	if *secretsDir == "" {
 		*secretsDir = defaultSecretsDir(*mountRoot)
 	}
@@ -100,9 +106,6 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	// plugin limited time to come up and must not wait on slow servers.
 	d.Start()
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sig)
 	code := 0
 	select {
 	case s := <-sig:
