@@ -135,6 +135,15 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 		}
 	}
 	d.mu.Unlock()
+	if ch := d.node.GetChild(name); found && ch != nil {
+		if cn, ok := ch.Operations().(*node); ok {
+			if _, pending := cn.writeState(); pending {
+				// The listing predates writes still in flight; the
+				// size must include them.
+				found = false
+			}
+		}
+	}
 	if !found {
 		// Not from this listing (should not happen); ask the backend.
 		return d.node.Lookup(ctx, name, out)

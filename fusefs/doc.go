@@ -38,8 +38,15 @@
 // A fileHandle wraps a backend.File; operations racing with Release get
 // EBADF and never use a closed file. O_APPEND is stripped at open: the
 // kernel sends the end-of-file offset with every append write. Flush
-// (close(2)) syncs a handle that was written to, because it is the last
-// place a deferred write error can reach the application.
+// (close(2)) waits for the handle's writes in flight and syncs a handle
+// that was written to, because it is the last place a deferred write
+// error can reach the application.
+//
+// Sequential readers are served from a window of concurrent large backend
+// reads (readahead.go), and writes are pipelined (writebehind.go) with
+// sticky errors surfaced at the next write, flush and fsync; both exist
+// because a network backend is bound by round trips otherwise. Their
+// consistency rules are in those files and in docs/perf.md.
 //
 // # Errors
 //

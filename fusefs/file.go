@@ -27,10 +27,27 @@ type fileHandle struct {
 	// that close(2) of a file that was only read costs no round trip.
 	dirtyMu sync.Mutex
 	dirty   bool
+	// ra is the read-ahead pipeline and wb the write-behind state
+	// (readahead.go, writebehind.go); nil when disabled.
+	ra *readAhead
+	wb *writeBehind
 }
 
 func newFileHandle(n *node, f backend.File) *fileHandle {
-	return &fileHandle{node: n, f: f}
+	h := &fileHandle{node: n, f: f, ra: newReadAhead(n, f)}
+	if !n.fsys.o.ReadOnly {
+		h.wb = newWriteBehind(n.fsys.o.WriteBehind)
+	}
+	return h
+}
+
+// waitWrites waits for this handle's writes in flight and returns their
+// sticky error.
+func (h *fileHandle) waitWrites() error {
+	if h.wb == nil {
+		return nil
+	}
+	return h.wb.wait()
 }
 
 // with runs fn with the backend file unless the handle was released.
@@ -50,8 +67,13 @@ func (h *fileHandle) errno(op string, err error) syscall.Errno {
 func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	var n int
 	errno := h.with(func(f backend.File) syscall.Errno {
+		h.node.drainWrites()
 		var err error
-		n, err = f.ReadAt(dest, off)
+		if h.ra != nil {
+			n, err = h.ra.ReadAt(dest, off)
+		} else {
+			n, err = f.ReadAt(dest, off)
+		}
 		if err != nil && !errors.Is(err, io.EOF) {
 			return h.errno("read", err)
 		}
@@ -70,6 +92,13 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 	var n int
 	errno := h.with(func(f backend.File) syscall.Errno {
 		h.setDirty(true)
+		if h.wb != nil {
+			if errno := h.writeAsync(data, off); errno != 0 {
+				return errno
+			}
+			n = len(data)
+			return 0
+		}
 		var err error
 		n, err = f.WriteAt(data, off)
 		if err != nil {
@@ -101,6 +130,9 @@ func (h *fileHandle) takeDirty() bool {
 // synced here; handles that were only read cost nothing.
 func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
 	return h.with(func(f backend.File) syscall.Errno {
+		if err := h.waitWrites(); err != nil {
+			return h.errno("flush", err)
+		}
 		if !h.takeDirty() {
 			return 0
 		}
@@ -113,6 +145,9 @@ func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
 
 func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	return h.with(func(f backend.File) syscall.Errno {
+		if err := h.waitWrites(); err != nil {
+			return h.errno("fsync", err)
+		}
 		h.takeDirty()
 		if err := f.Sync(); err != nil {
 			return h.errno("fsync", err)
@@ -124,6 +159,12 @@ func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 // Release closes the backend file. The kernel ignores the result, so a
 // close error is only logged (Flush already reported pending errors).
 func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
+	// Writes in flight use h.f without holding h.mu; they must end
+	// before it is closed. Their error was reported by Flush.
+	_ = h.waitWrites()
+	if h.ra != nil {
+		h.ra.close()
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.released {
@@ -139,6 +180,7 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 func (h *fileHandle) stat() (backend.FileInfo, syscall.Errno) {
 	var fi backend.FileInfo
 	errno := h.with(func(f backend.File) syscall.Errno {
+		h.node.drainWrites()
 		var err error
 		fi, err = f.Stat()
 		if err != nil {
@@ -152,6 +194,11 @@ func (h *fileHandle) stat() (backend.FileInfo, syscall.Errno) {
 func (h *fileHandle) truncate(size int64) syscall.Errno {
 	return h.with(func(f backend.File) syscall.Errno {
 		h.setDirty(true)
+		if err := h.waitWrites(); err != nil {
+			return h.errno("ftruncate", err)
+		}
+		h.node.drainWrites()
+		defer h.node.bumpWriteGen()
 		if err := f.Truncate(size); err != nil {
 			return h.errno("ftruncate", err)
 		}

@@ -17,6 +17,8 @@ import (
 
 // filesystem is the state shared by every node of one mount.
 type filesystem struct {
+	// bufs recycles read-ahead and write-behind buffers.
+	bufs *bufPool
 	b    backend.Backend
 	caps backend.Capabilities
 	o    Options
@@ -37,6 +39,9 @@ type node struct {
 	mu      sync.Mutex
 	last    backend.FileInfo
 	hasLast bool
+
+	// w tracks writes in flight through any handle (writebehind.go).
+	w nodeWrites
 }
 
 // remember records fi as n's latest attributes.
@@ -139,6 +144,11 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	if errno != 0 {
 		return nil, errno
 	}
+	if ch := n.GetChild(name); ch != nil {
+		if cn, ok := ch.Operations().(*node); ok {
+			cn.drainWrites() // the size must include them
+		}
+	}
 	fi, err := n.fsys.b.Lstat(bctx(ctx), p)
 	if err != nil {
 		return nil, n.errno("lookup", p, err)
@@ -170,6 +180,7 @@ func (n *node) statPath(ctx context.Context) (backend.FileInfo, syscall.Errno) {
 // still works after the file's name is gone (fstat of an unlinked file).
 // go-fuse passes the node's first open handle when the kernel sends none.
 func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.drainWrites()
 	_, reachable := n.path()
 	if h, ok := f.(*fileHandle); ok {
 		if fi, errno := h.stat(); errno == 0 {
@@ -206,6 +217,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 		return syscall.EROFS
 	}
 	h, _ := f.(*fileHandle)
+	n.drainWrites()
 	p, reachable := n.path()
 	needPath := func() syscall.Errno {
 		if !reachable {
@@ -255,6 +267,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 			if errno := needPath(); errno != 0 {
 				return errno
 			}
+			n.bumpWriteGen()
 			if err := fsys.b.Truncate(bc, p, int64(sz)); err != nil {
 				return n.errno("truncate", p, err)
 			}

@@ -33,6 +33,14 @@ type Options struct {
 	// MaxReadAhead is how far the kernel reads ahead of a sequential
 	// reader; 0 means MaxWrite (the kernel caps it at its own maximum).
 	MaxReadAhead int
+	// ReadAhead is how many bytes of concurrent backend reads a handle
+	// keeps in flight ahead of a sequential reader (readahead.go); 0
+	// disables it.
+	ReadAhead int
+	// WriteBehind is how many backend writes a handle keeps in flight
+	// before write(2) waits (writebehind.go); 0 makes every write wait
+	// for the storage.
+	WriteBehind int
 	// FSName and Subtype appear in /proc/mounts ("sftpfs#user@host:/p").
 	FSName, Subtype string
 	// Debug logs every FUSE request (go-fuse's debug output).
@@ -51,6 +59,8 @@ func DefaultOptions() Options {
 		EntryTimeout:       time.Second,
 		NegativeTimeout:    0,
 		MaxWrite:           1 << 20,
+		ReadAhead:          4 << 20,
+		WriteBehind:        8,
 		DefaultPermissions: true,
 		Subtype:            "sftpfs",
 	}
