@@ -35,9 +35,18 @@ if [ ! -f "$work/client_key" ]; then
 	ssh-keygen -q -t ed25519 -N '' -C sftpfs-demo -f "$work/client_key"
 fi
 : >"$work/server.out"
-nohup bin/sftpfs sftp-server -root "$work/remote" -listen "127.0.0.1:$port" \
-	-authorized-keys "$work/client_key.pub" -host-key "$work/host_key" \
-	>"$work/server.out" 2>"$work/server.log" &
+(
+	# The server outlives this script: it must not inherit descriptors
+	# this script was started with (a lock held by flock(1), say), or it
+	# would hold them for its whole life.
+	for fd in /proc/$BASHPID/fd/*; do
+		n=${fd##*/}
+		if [ "$n" -gt 2 ] 2>/dev/null; then eval "exec $n>&-"; fi
+	done
+	exec nohup bin/sftpfs sftp-server -root "$work/remote" -listen "127.0.0.1:$port" \
+		-authorized-keys "$work/client_key.pub" -host-key "$work/host_key" \
+		>"$work/server.out" 2>"$work/server.log" </dev/null
+) &
 echo $! >"$work/server.pid"
 for _ in $(seq 50); do
 	grep -q 'listening on' "$work/server.out" && break
