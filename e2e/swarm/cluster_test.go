@@ -169,8 +169,9 @@ func setup(t *testing.T) *cluster {
 		if t.Failed() {
 			c.dumpLogs()
 		}
-		c.sshd.stop()
+		// Plugins first, so their SFTP sessions are gone before sshd.
 		errs := teardown(t.Logf, mgr)
+		c.sshd.stop()
 		errs = append(errs, leftovers()...)
 		if len(errs) > 0 {
 			t.Errorf("teardown left things behind:\n%s", strings.Join(errs, "\n"))
@@ -624,7 +625,9 @@ func cleanEngine(n *node, errs *[]string) {
 	}
 	if out, err := n.run("volume", "ls", "-q", "--filter", "driver="+pluginName); err == nil {
 		for _, v := range strings.Fields(out) {
-			if _, err := n.run("volume", "rm", "-f", v); err != nil {
+			// A namespace node's whole data root goes away anyway; only
+			// the default engine must be left without our volumes.
+			if _, err := n.run("volume", "rm", "-f", v); err != nil && n.ns == "" {
 				*errs = append(*errs, err.Error())
 			}
 		}
@@ -709,4 +712,12 @@ func leftovers() []string {
 		out = append(out, fmt.Sprintf("cgroups: %v", g))
 	}
 	return out
+}
+
+// propagatedMount is the host path of the plugin's propagated mount on
+// node n, where its volumes are mounted.
+func (c *cluster) propagatedMount(t *testing.T, n *node) string {
+	id := n.must(t, "plugin", "inspect", "-f", "{{.Id}}", pluginName)
+	root := n.must(t, "info", "-f", "{{.DockerRootDir}}")
+	return filepath.Join(root, "plugins", id, "propagated-mount")
 }

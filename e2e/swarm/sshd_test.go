@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -122,6 +123,9 @@ MaxSessions 100
 	}
 	s.cmd = exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	// The per-connection children keep the output pipe open after sshd
+	// itself is gone; Wait must not wait for them.
+	s.cmd.WaitDelay = 2 * time.Second
 	// Its own process group, so stop reaches the per-connection children.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
@@ -158,11 +162,36 @@ func (s *sshd) stop() {
 	if s == nil || s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
+	// sshd's per-connection children start their own sessions, so the
+	// process group does not reach them: find them by parent.
+	kids := childrenOf(s.cmd.Process.Pid)
 	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
+	for _, k := range kids {
+		syscall.Kill(k, syscall.SIGTERM)
+	}
 	select {
 	case <-s.done:
 	case <-time.After(10 * time.Second):
 		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 		<-s.done
 	}
+}
+
+// childrenOf lists the processes whose parent is pid.
+func childrenOf(pid int) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if i := strings.LastIndexByte(string(st), ')'); i > 0 {
+			if f := strings.Fields(string(st)[i+1:]); len(f) > 1 && f[1] == strconv.Itoa(pid) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }

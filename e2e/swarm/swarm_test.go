@@ -270,4 +270,159 @@ exec sleep 600`)
 			counterFile(t, f)
 		}
 	})
+
+	t.Run("NodeLoss", func(t *testing.T) {
+		dir := c.serverDir(t, "loss")
+		svc := svcPrefix + "loss"
+		vol := "swt-loss"
+		c.service(t, svc, append([]string{"--replicas", "3", "--placement-pref", "spread=node.id",
+			"--env", "TASK={{.Task.Name}}", "--mount", c.mountSpec(vol, dir), image}, counter("loss")...)...)
+		c.waitSpread(t, svc, c.names()...)
+		waitFor(t, 30*time.Second, "three tasks writing", func() (bool, string) {
+			return len(logFiles(t, dir, "loss")) == 3, fmt.Sprint(logFiles(t, dir, "loss"))
+		})
+
+		lost := c.nodes[1]
+		pm := c.propagatedMount(t, lost)
+		pids := killEngine(lost.ns)
+		t.Logf("killed %d processes of %s (engine, containerd, shims, tasks, plugin)", len(pids), lost.name)
+		if live, dead := fuseMountsUnder(pm); len(dead) == 0 {
+			t.Logf("after the kill: live FUSE mounts %v, none dead yet", live)
+		}
+		waitFor(t, 90*time.Second, "swarm rescheduled the lost node's task", func() (bool, string) {
+			m := c.running(svc)
+			st, _ := c.manager().run("node", "inspect", lost.name, "-f", "{{.Status.State}}")
+			return m[lost.name] == 0 && m[c.nodes[0].name]+m[c.nodes[2].name] == 3, fmt.Sprint(m, " lost node ", strings.TrimSpace(st))
+		})
+		waitFor(t, 30*time.Second, "replacement task writing", func() (bool, string) {
+			return len(logFiles(t, dir, "loss")) == 4, fmt.Sprint(logFiles(t, dir, "loss"))
+		})
+
+		// The engine comes back: dockerd restarts the plugin, which
+		// detaches the dead mount left by the killed one, and Docker
+		// releases the dead task's mount.
+		c.startEngine(lost)
+		waitFor(t, 60*time.Second, lost.name+" ready again", func() (bool, string) {
+			st, _ := c.manager().run("node", "inspect", lost.name, "-f", "{{.Status.State}}")
+			return strings.TrimSpace(st) == "ready", st
+		})
+		waitFor(t, 60*time.Second, "plugin on "+lost.name+" detached the dead mount", func() (bool, string) {
+			st, _ := lost.run("plugin", "inspect", "-f", "{{.Enabled}}", pluginName)
+			live, dead := fuseMountsUnder(pm)
+			return strings.TrimSpace(st) == "true" && len(dead) == 0, fmt.Sprintf("enabled %s live %v dead %v", st, live, dead)
+		})
+		// Docker never sends Unmount for the killed task's container, so
+		// the plugin still counts it (and remounted for it at start):
+		// see the report; the count is logged, not asserted.
+		t.Logf("after the restart %s's plugin counts %d mount(s) of %s for a task that no longer exists",
+			lost.name, mountCount(t, lost, vol), vol)
+		// And mounts again when asked: a container on that node sees what
+		// the other nodes' tasks wrote while it was gone.
+		out := lost.must(t, "run", "--rm", "-v", vol+":/data", image, "sh", "-c", "ls /data | wc -l")
+		if n, _ := strconv.Atoi(out); n < 4 {
+			t.Fatalf("remounted volume on %s lists %s files, want 4", lost.name, out)
+		}
+		c.manager().must(t, "service", "rm", svc)
+		time.Sleep(2 * time.Second)
+		for _, f := range logFiles(t, dir, "loss") {
+			// A killed task's last write may be cut short: only earlier
+			// lines must be intact, which counterFile checks.
+			counterFile(t, f)
+		}
+	})
+
+	t.Run("NetworkCut", func(t *testing.T) {
+		// A longer heartbeat keeps the manager from declaring the cut node
+		// down (and moving its task) while the link is away: the point is
+		// that the same task survives.
+		c.manager().must(t, "swarm", "update", "--dispatcher-heartbeat", "30s")
+		defer c.manager().run("swarm", "update", "--dispatcher-heartbeat", "5s")
+		dir := c.serverDir(t, "cut")
+		svc := svcPrefix + "cut"
+		cut := c.nodes[2]
+		c.service(t, svc, "--constraint", "node.hostname=="+cut.name, "--mount", c.mountSpec("swt-cut", dir), image,
+			"sh", "-c", `i=0; while :; do i=$((i+1)); s=$(date +%s); if echo $i >> /data/cut.log; then r=ok; else r=err; fi; echo "$r $i $s $(date +%s)"; sleep 0.2; done`)
+		waitFor(t, 60*time.Second, "cut task writing", func() (bool, string) {
+			b, _ := os.ReadFile(filepath.Join(dir, "cut.log"))
+			return strings.Count(string(b), "\n") >= 5, string(b)
+		})
+		cid := cut.must(t, "ps", "-q", "--filter", "label=com.docker.swarm.service.name="+svc)
+
+		down := time.Now()
+		mustSh(t, "ip", "link", "set", "veth-"+cut.ns, "down")
+		time.Sleep(12 * time.Second) // keepalive 1s x 2 and op_timeout 4s are long over
+		mustSh(t, "ip", "link", "set", "veth-"+cut.ns, "up")
+		up := time.Now()
+		t.Logf("link of %s down for %s", cut.name, up.Sub(down).Round(100*time.Millisecond))
+
+		type attempt struct {
+			ok         bool
+			i          int
+			start, end int64
+		}
+		var atts []attempt
+		read := func() {
+			atts = nil
+			out, _ := cut.run("logs", cid)
+			for _, l := range strings.Split(out, "\n") {
+				f := strings.Fields(l)
+				if len(f) != 4 {
+					continue
+				}
+				i, _ := strconv.Atoi(f[1])
+				s, _ := strconv.ParseInt(f[2], 10, 64)
+				e, _ := strconv.ParseInt(f[3], 10, 64)
+				atts = append(atts, attempt{f[0] == "ok", i, s, e})
+			}
+		}
+		waitFor(t, 60*time.Second, "writes succeed again after the link came back", func() (bool, string) {
+			read()
+			n := 0
+			for _, a := range atts {
+				if a.ok && a.start > up.Unix()+1 {
+					n++
+				}
+			}
+			return n >= 5, fmt.Sprint(atts[max(0, len(atts)-5):])
+		})
+		// Same container, never restarted.
+		if got := cut.must(t, "ps", "-q", "--filter", "label=com.docker.swarm.service.name="+svc); got != cid {
+			t.Fatalf("task container changed from %s to %q: the task was restarted", cid, got)
+		}
+		if rc := cut.must(t, "inspect", "-f", "{{.RestartCount}} {{.State.Running}}", cid); rc != "0 true" {
+			t.Fatalf("container restart count/running = %s", rc)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "cut.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		onServer := map[string]bool{}
+		for _, l := range strings.Fields(string(b)) {
+			onServer[l] = true
+		}
+		var longest int64
+		failed, during := 0, 0
+		for _, a := range atts {
+			longest = max(longest, a.end-a.start)
+			if a.start >= down.Unix() && a.start <= up.Unix() {
+				during++
+			}
+			if !a.ok {
+				failed++
+				continue
+			}
+			if !onServer[strconv.Itoa(a.i)] {
+				t.Errorf("write %d was acknowledged (echo succeeded) but is not on the server", a.i)
+			}
+		}
+		t.Logf("%d writes, %d failed, %d started during the cut, longest took %ds", len(atts), failed, during, longest)
+		// op_timeout 4s: a call ends within about twice that (doc of
+		// backend/sftp), plus reconnect and second-granularity clocks.
+		if longest > 15 {
+			t.Fatalf("a write took %ds during the cut: writes must fail or finish within the configured timeouts", longest)
+		}
+		if failed == 0 && longest < 3 {
+			t.Fatalf("no write failed or blocked during a %s cut: the cut did not reach the mount", up.Sub(down))
+		}
+	})
 }
