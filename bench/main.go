@@ -356,5 +356,5 @@ func invoker() string {
 	if v := os.Getenv("SFTPFS_BENCH_INVOKER"); v != "" {
 		return v
 	}
-	return "go run ./bench"
+	return os.Args[0]
 }
