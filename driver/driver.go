@@ -2,6 +2,8 @@ package driver
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +19,8 @@ import (
 
 	"github.com/docker/go-plugins-helpers/volume"
 	"golang.org/x/sys/unix"
+
+	"github.com/sftpfs/sftpfs/options"
 )
 
 // Config configures a Driver.
@@ -609,6 +613,9 @@ func (d *Driver) describe(v *vol) *volume.Volume {
 	if hostKey != "" {
 		st["host_key"] = hostKey
 	}
+	if h := d.optionsHash(v.rec.Options); h != "" {
+		st["options_hash"] = h
+	}
 	if lastErr != "" {
 		st["last_error"] = lastErr
 	}
@@ -621,6 +628,30 @@ func (d *Driver) describe(v *vol) *volume.Volume {
 		vv.Mountpoint = d.mountpoint(v.name)
 	}
 	return vv
+}
+
+// optionsHash fingerprints a volume's options so that the same volume
+// name created on several Swarm nodes with different options can be told
+// apart: each node's plugin only knows its own volume, and Docker does not
+// call Create again for a service whose volume already exists on a node,
+// so nothing else would notice the nodes silently using different
+// remotes. Equal canonical options (aliases and spellings resolved) give
+// equal hashes. Secret values are left out, so the hash cannot be used to
+// guess them; only their presence counts. Pure CPU: safe under d.mu.
+func (d *Driver) optionsHash(opts map[string]string) string {
+	canon, err := d.cfg.Mounter.Canonical(opts)
+	if err != nil {
+		return ""
+	}
+	h := sha256.New()
+	for _, k := range slices.Sorted(maps.Keys(canon)) {
+		v := canon[k]
+		if o, ok := options.Lookup(k); !ok || o.Secret {
+			v = "<secret>"
+		}
+		fmt.Fprintf(h, "%s=%s\n", k, v)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 // Capabilities reports local scope: a volume is a per-node mount of a
