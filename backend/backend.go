@@ -74,11 +74,13 @@ type Backend interface {
 	// sticky) of name, following symlinks.
 	Chmod(ctx context.Context, name string, mode fs.FileMode) error
 
-	// Chown sets the numeric owner of name; -1 leaves that id unchanged.
+	// Chown sets the numeric owner of name, following symlinks; -1
+	// leaves that id unchanged.
 	// errors.ErrUnsupported unless Capabilities.Chown.
 	Chown(ctx context.Context, name string, uid, gid int) error
 
-	// Chtimes sets the access and modification times of name. A zero
+	// Chtimes sets the access and modification times of name, following
+	// symlinks. A zero
 	// time.Time leaves that time unchanged. Backends keep at least
 	// second precision.
 	Chtimes(ctx context.Context, name string, atime, mtime time.Time) error
@@ -188,8 +190,11 @@ type Capabilities struct {
 	StatFS bool
 	// Fsync: File.Sync reaches stable storage (SFTP: fsync@openssh.com).
 	Fsync bool
-	// Lsetstat: attributes of a symlink itself can be set
-	// (SFTP: lsetstat@openssh.com).
+	// Lsetstat: the storage could set attributes of a symlink itself
+	// (SFTP: lsetstat@openssh.com). Reported for diagnostics only: no
+	// contract method sets link attributes yet (pkg/sftp's client has no
+	// lsetstat call), so the FUSE layer ignores chown and utimens on
+	// symlinks.
 	Lsetstat bool
 }
 

@@ -236,9 +236,10 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 		}
 	}
 
+	isLink := n.StableAttr().Mode == syscall.S_IFLNK
 	uid, uok := in.GetUID()
 	gid, gok := in.GetGID()
-	if (uok || gok) && !fsys.mapsOwner() {
+	if (uok || gok) && !fsys.mapsOwner() && !isLink {
 		if errno := needPath(); errno != 0 {
 			return errno
 		}
@@ -257,6 +258,10 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 	// file is presented as owned by the mapped ids anyway, and Docker
 	// chowns a new volume's content to the image's owner when it copies
 	// it up; failing that would abort the container's start.
+	// lchown of a symlink is ignored too: the backend contract's Chown
+	// follows the link (SFTP SETSTAT does), so passing it on would chown
+	// the target, or fail with ENOENT on a dangling link and make
+	// `cp -a` and `tar x` as root fail.
 
 	if sz, ok := in.GetSize(); ok {
 		if h != nil {
@@ -289,8 +294,10 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 		if !aok {
 			at = time.Time{}
 		}
-		if n.StableAttr().Mode == syscall.S_IFLNK && !fsys.caps.Lsetstat {
-			// The backend can only set times through a symlink, which
+		if isLink {
+			// The backend can only set times through a symlink (the
+			// contract's Chtimes follows it, and pkg/sftp has no
+			// lsetstat call even where the server offers it), which
 			// would change the target. Link times matter to nobody, and
 			// tools that restore them (tar, Docker's copy-up) must not
 			// fail, so the request is accepted and ignored.
