@@ -9,11 +9,13 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 LOCK        ?=
 STATICCHECK ?= $(shell command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck)
 
-.PHONY: help build test test-short lint deps plugin demo clean bench bench-smoke
+.PHONY: help build test test-unit test-e2e test-short lint deps plugin demo clean bench bench-smoke
 
 help:
 	@echo "make build       static binary bin/sftpfs (VERSION=$(VERSION))"
 	@echo "make test        install deps (scripts/deps.sh), lint, then all tests (FUSE, OpenSSH, Docker)"
+	@echo "make test-unit   unit, FUSE and OpenSSH tests (-race), no Docker"
+	@echo "make test-e2e    end-to-end tests on the local Docker Engine (plugin, Swarm)"
 	@echo "make test-short  go test -short ./... with what is installed (no deps step)"
 	@echo "make lint        gofmt, go vet, staticcheck"
 	@echo "make deps        scripts/deps.sh: install/start what the tests need (root on Debian)"
@@ -28,8 +30,17 @@ build:
 deps:
 	scripts/deps.sh
 
-test: deps lint
-	$(LOCK) $(GO) test -race -count=1 -timeout 40m ./...
+# The Docker end-to-end packages share one dockerd (and restart it), so
+# they run after the unit tests, one package at a time.
+UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/e2e')
+
+test: deps lint test-unit test-e2e bench-smoke
+
+test-unit:
+	$(LOCK) $(GO) test -race -count=1 -timeout 30m $(UNIT_PKGS)
+
+test-e2e:
+	$(LOCK) $(GO) test -race -count=1 -p 1 -timeout 30m ./e2e/...
 
 test-short:
 	$(LOCK) $(GO) test -short -count=1 -timeout 20m ./...
