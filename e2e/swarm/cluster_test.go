@@ -128,8 +128,12 @@ func managerInNetns() bool { return os.Getenv("SFTPFS_SWARM_MANAGER") == "netns"
 // setup brings the swarm up; t.Cleanup tears everything down, also when
 // setup itself fails half way.
 func setup(t *testing.T) *cluster {
-	testenv.Require(t, "SFTPFS_E2E_SWARM=1 (these tests take over the default Docker engine's Swarm; run them with make e2e-swarm)",
-		os.Getenv("SFTPFS_E2E_SWARM") == "1")
+	// Opt-in, and a plain skip even in CI: not a missing tool, but a
+	// suite that must not run beside the e2e package (both drive the
+	// default engine's Swarm); .ci/run runs it on its own.
+	if os.Getenv("SFTPFS_E2E_SWARM") != "1" {
+		t.Skip("multi-node Swarm tests run only with SFTPFS_E2E_SWARM=1 (make e2e-swarm): they take over the default Docker engine's Swarm")
+	}
 	testenv.Require(t, "root (effective uid 0)", os.Geteuid() == 0)
 	for _, tool := range []string{"docker", "dockerd", "nsenter", "unshare", "ip", "iptables"} {
 		testenv.LookPath(t, tool)

@@ -3,6 +3,7 @@ package swarm
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sftpfs/sftpfs/options"
 )
 
 // volOpts are the options of a volume on the fixture's sshd at the server
@@ -168,15 +171,29 @@ func TestSwarm(t *testing.T) {
 	defer func() { t.Logf("swarm scenarios took %s", time.Since(start).Round(time.Second)) }()
 
 	t.Run("Capabilities", func(t *testing.T) {
-		// Local scope: every node's plugin keeps its own volumes, and
-		// Swarm creates a service's volume on each node that runs one
-		// of its tasks. Proven by the scenarios below; here: the node
-		// descriptions agree and list the plugin.
+		// The plugin says scope "local": each node's plugin keeps its own
+		// volumes, and Swarm creates a service's volume on every node
+		// that runs one of its tasks (SpreadShare proves that works). A
+		// "global" plugin would make Docker assume one Create is seen by
+		// every node, which is false here: check Docker's view agrees.
 		for _, n := range c.nodes {
 			out := c.manager().must(t, "node", "inspect", n.name, "-f", "{{range .Description.Engine.Plugins}}{{.Type}}={{.Name}} {{end}}")
 			if !strings.Contains(out, "Volume="+pluginName) {
 				t.Fatalf("node %s description lists %q, not Volume=%s", n.name, out, pluginName)
 			}
+		}
+		one, other := c.nodes[1], c.nodes[2]
+		args := []string{"volume", "create", "-d", pluginName}
+		for _, o := range c.volOpts(c.serverDir(t, "scope")) {
+			args = append(args, "-o", o)
+		}
+		one.must(t, append(args, "swt-scope")...)
+		defer one.run("volume", "rm", "swt-scope")
+		if sc := one.must(t, "volume", "inspect", "-f", "{{.Scope}}", "swt-scope"); sc != "local" {
+			t.Fatalf("volume scope on %s is %q, want local", one.name, sc)
+		}
+		if out, err := other.run("volume", "inspect", "swt-scope"); err == nil {
+			t.Fatalf("a local-scope volume created on %s is visible on %s: %s", one.name, other.name, out)
 		}
 	})
 
@@ -286,9 +303,6 @@ exec sleep 600`)
 		pm := c.propagatedMount(t, lost)
 		pids := killEngine(lost.ns)
 		t.Logf("killed %d processes of %s (engine, containerd, shims, tasks, plugin)", len(pids), lost.name)
-		if live, dead := fuseMountsUnder(pm); len(dead) == 0 {
-			t.Logf("after the kill: live FUSE mounts %v, none dead yet", live)
-		}
 		waitFor(t, 90*time.Second, "swarm rescheduled the lost node's task", func() (bool, string) {
 			m := c.running(svc)
 			st, _ := c.manager().run("node", "inspect", lost.name, "-f", "{{.Status.State}}")
@@ -425,4 +439,124 @@ exec sleep 600`)
 			t.Fatalf("no write failed or blocked during a %s cut: the cut did not reach the mount", up.Sub(down))
 		}
 	})
+
+	t.Run("DivergentOptions", func(t *testing.T) {
+		// The same name on several nodes with different options: each
+		// node's plugin only knows its own volume, and Docker does not
+		// call Create again for a service whose volume already exists on
+		// a node, so the service's volume-opt are silently ignored there.
+		a, b := c.serverDir(t, "div-a"), c.serverDir(t, "div-b")
+		vol := "swt-div"
+		create := func(n *node, opts []string) {
+			args := []string{"volume", "create", "-d", pluginName}
+			for _, o := range opts {
+				args = append(args, "-o", o)
+			}
+			n.must(t, append(args, vol)...)
+		}
+		// The manager spells the same options differently (an alias and
+		// another duration spelling): that is not a divergence.
+		same := slices.Clone(c.volOpts(a))
+		for i, o := range same {
+			switch {
+			case strings.HasPrefix(o, "identity="):
+				same[i] = "IdentityFile=" + keyName
+			case strings.HasPrefix(o, "keepalive="):
+				same[i] = "keepalive=1000ms"
+			}
+		}
+		create(c.nodes[0], same)
+		create(c.nodes[1], c.volOpts(a))
+		create(c.nodes[2], c.volOpts(b))
+
+		svc := svcPrefix + "div"
+		c.service(t, svc, "--replicas", "3", "--placement-pref", "spread=node.id", "--env", "NODE={{.Node.Hostname}}",
+			"--mount", c.mountSpec(vol, a), image, "sh", "-c", "echo $NODE > /data/$NODE.txt; exec sleep 600")
+		c.waitSpread(t, svc, c.names()...)
+		waitFor(t, 30*time.Second, "three tasks wrote", func() (bool, string) {
+			ma, _ := filepath.Glob(filepath.Join(a, "*.txt"))
+			mb, _ := filepath.Glob(filepath.Join(b, "*.txt"))
+			return len(ma)+len(mb) == 3, fmt.Sprint(ma, mb)
+		})
+		// Silent divergence, as Docker does it: swn2's task wrote to b.
+		if _, err := os.Stat(filepath.Join(b, c.nodes[2].name+".txt")); err != nil {
+			t.Fatalf("expected %s's task to use its own volume (path b): %v", c.nodes[2].name, err)
+		}
+
+		// Detection: every node's view compared.
+		report := c.divergence(t, vol)
+		t.Logf("divergence report:\n%s", report)
+		if !strings.Contains(report, c.nodes[2].name) || !strings.Contains(report, "path") {
+			t.Fatalf("divergence report does not name node %s and option path:\n%s", c.nodes[2].name, report)
+		}
+		for _, n := range c.nodes[:2] {
+			if strings.Contains(report, "node "+n.name+":") {
+				t.Fatalf("node %s has the same options (spelled differently) but is reported:\n%s", n.name, report)
+			}
+		}
+		if hashes := c.optionHashes(t, vol); hashes[c.nodes[0].name] != hashes[c.nodes[1].name] || hashes[c.nodes[1].name] == hashes[c.nodes[2].name] {
+			t.Fatalf("Status options_hash per node %v: want equal for %s and %s, different for %s",
+				hashes, c.nodes[0].name, c.nodes[1].name, c.nodes[2].name)
+		}
+	})
+}
+
+// optionHashes is each node's Status.options_hash of vol.
+func (c *cluster) optionHashes(t *testing.T, vol string) map[string]string {
+	m := map[string]string{}
+	for _, n := range c.nodes {
+		h, _ := volStatus(t, n, vol)["options_hash"].(string)
+		m[n.name] = h
+	}
+	return m
+}
+
+// divergence compares the volume's options on every node (the options
+// Docker stored at create, canonicalized so aliases and spellings do not
+// count; secret values never printed) with the first node's and reports
+// every difference, one node per paragraph. Empty means consistent.
+func (c *cluster) divergence(t *testing.T, vol string) string {
+	type view struct {
+		name  string
+		canon map[string]string
+	}
+	var views []view
+	for _, n := range c.nodes {
+		out := n.must(t, "volume", "inspect", "-f", "{{json .Options}}", vol)
+		var o map[string]string
+		if err := json.Unmarshal([]byte(out), &o); err != nil {
+			t.Fatalf("options of %s on %s: %v", vol, n.name, err)
+		}
+		canon, err := options.Canonical(o)
+		if err != nil {
+			t.Fatalf("options of %s on %s: %v", vol, n.name, err)
+		}
+		views = append(views, view{n.name, canon})
+	}
+	var b strings.Builder
+	ref := views[0]
+	for _, v := range views[1:] {
+		var diffs []string
+		keys := slices.Sorted(maps.Keys(ref.canon))
+		for k := range v.canon {
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+		for _, k := range keys {
+			if ref.canon[k] == v.canon[k] {
+				continue
+			}
+			o, ok := options.Lookup(k)
+			if !ok || o.Secret {
+				diffs = append(diffs, k+" differs (secret, value not shown)")
+				continue
+			}
+			diffs = append(diffs, fmt.Sprintf("%s=%q on %s but %q here", k, ref.canon[k], ref.name, v.canon[k]))
+		}
+		if len(diffs) > 0 {
+			fmt.Fprintf(&b, "volume %s: node %s: %s\n", vol, v.name, strings.Join(diffs, "; "))
+		}
+	}
+	return b.String()
 }
