@@ -97,16 +97,6 @@ type cluster struct {
 
 func (c *cluster) manager() *node { return c.nodes[0] }
 
-func (c *cluster) node(name string) *node {
-	for _, n := range c.nodes {
-		if n.name == name || n.label == name {
-			return n
-		}
-	}
-	c.t.Fatalf("no node %q", name)
-	return nil
-}
-
 // sh runs a host command; the error includes its output.
 func sh(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).CombinedOutput()
