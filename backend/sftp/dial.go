@@ -355,11 +355,24 @@ func (c Config) dialSSH(ctx context.Context, seen *seenHostKey) (*psftp.Client, 
 		return nil, nil, fmt.Errorf("SSH handshake with %s: %w", addr, err)
 	}
 	client := ssh.NewClient(sc, chans, reqs)
-	sftpClient, err := psftp.NewClient(client, c.sftpOptions()...)
+	packet := c.MaxPacket
+	if packet == 0 {
+		packet = DefaultMaxPacket
+	}
+	sftpClient, err := psftp.NewClient(client, c.sftpOptions(packet)...)
 	if err != nil {
 		stop()
 		client.Close()
 		return nil, nil, fmt.Errorf("starting the sftp subsystem on %s (is SFTP enabled in sshd_config?): %w", addr, err)
+	}
+	if _, ok := sftpClient.HasExtension("limits@openssh.com"); ok && c.MaxPacket == 0 {
+		// The packet size is fixed when the client starts, and the
+		// extensions are known only after; a second subsystem session
+		// on the same connection costs one round trip.
+		if big, err := psftp.NewClient(client, c.sftpOptions(LargeMaxPacket)...); err == nil {
+			sftpClient.Close()
+			sftpClient = big
+		}
 	}
 	if !stop() {
 		sftpClient.Close()
@@ -372,9 +385,9 @@ func (c Config) dialSSH(ctx context.Context, seen *seenHostKey) (*psftp.Client, 
 
 // sftpOptions tunes pkg/sftp for throughput: many requests in flight per
 // file hide the network round trip.
-func (c Config) sftpOptions() []psftp.ClientOption {
+func (c Config) sftpOptions(packet int) []psftp.ClientOption {
 	return []psftp.ClientOption{
-		psftp.MaxPacketUnchecked(c.MaxPacket),
+		psftp.MaxPacketUnchecked(packet),
 		psftp.UseConcurrentReads(true),
 		psftp.UseConcurrentWrites(true),
 		psftp.MaxConcurrentRequestsPerFile(64),
