@@ -28,6 +28,7 @@ type config struct {
 	smoke, verify                         bool
 	command                               string
 	perfDir                               string
+	only                                  string
 }
 
 // env is one benchmark run.
@@ -67,6 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fl.StringVar(&c.record, "record", "", "append the results as a dated block to this Markdown file (docs/perf.md)")
 	fl.BoolVar(&c.smoke, "smoke", false, "tiny sizes, one round, verify data: a check that every contender works, not a measurement")
 	fl.BoolVar(&c.verify, "verify", false, "check the CRC of the data read sequentially")
+	fl.StringVar(&c.only, "only", "", "run only the mount workloads whose name contains this (e.g. \"seq\"); for quick checks, not for the record")
 	fl.StringVar(&c.perfDir, "perf", "", "record a `perf record -g` profile of the client during every mount workload into this directory")
 	if err := fl.Parse(args); err != nil {
 		return c, err
@@ -320,6 +322,9 @@ func (e *env) runContender(c string, log io.Writer) error {
 		return nil
 	}
 	for _, w := range mountWorkloads() {
+		if e.cfg.only != "" && !strings.Contains(w.name, e.cfg.only) {
+			continue
+		}
 		if err := e.clearOut(); err != nil {
 			return err
 		}

@@ -6,6 +6,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
-CGO_ENABLED=0 $GO build -trimpath -o bin/sftpfs ./cmd/sftpfs
-$GO build -o bin/sftpfs-bench ./bench
-SFTPFS_BENCH_INVOKER="scripts/bench.sh" exec bin/sftpfs-bench "$@"
+# A private copy: bin/sftpfs may be rebuilt (stripped) by others meanwhile.
+mkdir -p bin/bench
+CGO_ENABLED=0 $GO build -trimpath -o bin/bench/sftpfs ./cmd/sftpfs
+$GO build -o bin/bench/sftpfs-bench ./bench
+SFTPFS_BENCH_INVOKER="scripts/bench.sh" exec bin/bench/sftpfs-bench -sftpfs bin/bench/sftpfs "$@"
