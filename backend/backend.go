@@ -196,6 +196,13 @@ type Capabilities struct {
 	// lsetstat call), so the FUSE layer ignores chown and utimens on
 	// symlinks.
 	Lsetstat bool
+	// WritesAcked: File.WriteAt returns only after the storage accepted
+	// the data and reports every write error itself, never deferring one
+	// to Sync or Close (SFTP: every write waits for the server's status
+	// reply). The FUSE layer then needs no Sync at close(2) to surface
+	// errors; fsync(2) still calls Sync for durability. Not a missing
+	// feature when false, so Missing does not list it.
+	WritesAcked bool
 }
 
 // Missing returns the names of the capabilities that are false, for logs

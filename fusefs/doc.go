@@ -38,9 +38,11 @@
 // A fileHandle wraps a backend.File; operations racing with Release get
 // EBADF and never use a closed file. O_APPEND is stripped at open: the
 // kernel sends the end-of-file offset with every append write. Flush
-// (close(2)) waits for the handle's writes in flight and syncs a handle
-// that was written to, because it is the last place a deferred write
-// error can reach the application.
+// (close(2)) waits for the handle's writes in flight and, unless the
+// backend reports every write error from WriteAt itself
+// (Capabilities.WritesAcked), syncs a handle that was written to,
+// because it is the last place a deferred write error can reach the
+// application.
 //
 // Sequential readers are served from a window of concurrent large backend
 // reads (readahead.go), and writes are pipelined (writebehind.go) with

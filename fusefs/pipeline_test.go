@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -264,5 +265,75 @@ func TestParallelReadersWriters(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// syncCounter counts File.Sync calls and claims WritesAcked.
+type syncCounter struct {
+	backend.Backend
+	syncs *atomic.Int32
+}
+
+func (s syncCounter) Capabilities() backend.Capabilities {
+	c := s.Backend.Capabilities()
+	c.WritesAcked = true
+	return c
+}
+
+func (s syncCounter) OpenFile(ctx context.Context, name string, flag int, perm fs.FileMode) (backend.File, error) {
+	f, err := s.Backend.OpenFile(ctx, name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return syncCountFile{f, s.syncs}, nil
+}
+
+type syncCountFile struct {
+	backend.File
+	syncs *atomic.Int32
+}
+
+func (f syncCountFile) Sync() error {
+	f.syncs.Add(1)
+	return f.File.Sync()
+}
+
+// TestCloseWithoutSyncWhenWritesAcked: with a backend whose writes are
+// acknowledged, close(2) of a written file does not call Sync (a round
+// trip per file over SFTP), the data is on the storage after close, and
+// fsync(2) still calls Sync.
+func TestCloseWithoutSyncWhenWritesAcked(t *testing.T) {
+	requireMount(t)
+	back := t.TempDir()
+	lb, err := local.New(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var syncs atomic.Int32
+	mnt := mountBackend(t, syncCounter{lb, &syncs}, testOptions())
+	if err := os.WriteFile(filepath.Join(mnt, "a"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n := syncs.Load(); n != 0 {
+		t.Errorf("close of a written file called Sync %d times, want 0", n)
+	}
+	if got, err := os.ReadFile(filepath.Join(back, "a")); err != nil || string(got) != "data" {
+		t.Errorf("storage after close: %q, %v", got, err)
+	}
+	f, err := os.OpenFile(filepath.Join(mnt, "a"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("more")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if n := syncs.Load(); n != 1 {
+		t.Errorf("fsync called Sync %d times in total, want 1", n)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

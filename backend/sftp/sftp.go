@@ -151,6 +151,9 @@ func newBackend(ctx context.Context, dial Dialer, root string, o Options) (*Back
 		Link: has("hardlink@openssh.com"), Symlink: true, Chown: true,
 		AtomicRename: has("posix-rename@openssh.com"), StatFS: has("statvfs@openssh.com"),
 		Fsync: has("fsync@openssh.com"), Lsetstat: has("lsetstat@openssh.com"),
+		// pkg/sftp's WriteAt waits for the status reply of every
+		// request it sent and returns the first error.
+		WritesAcked: true,
 	}
 
 	abs, err := b.resolveRoot(ctx, root, o.CreatePath)
