@@ -598,6 +598,17 @@ func teardown(logf func(string, ...any), mgr *node) []string {
 			break
 		}
 	}
+	for _, r := range blackholeRules("") {
+		for {
+			if _, err := sh("iptables", append([]string{"-C"}, r...)...); err != nil {
+				break
+			}
+			if _, err := sh("iptables", append([]string{"-D"}, r...)...); err != nil {
+				errs = append(errs, err.Error())
+				break
+			}
+		}
+	}
 	if _, err := sh("ip", "link", "show", bridge); err == nil {
 		if _, err := sh("ip", "link", "del", bridge); err != nil {
 			errs = append(errs, err.Error())
@@ -689,6 +700,11 @@ func leftovers() []string {
 	if _, err := sh("iptables", "-C", "FORWARD", "-i", bridge, "-o", bridge, "-j", "ACCEPT"); err == nil {
 		out = append(out, "iptables FORWARD rule for "+bridge)
 	}
+	for _, r := range blackholeRules("") {
+		if _, err := sh("iptables", append([]string{"-C"}, r...)...); err == nil {
+			out = append(out, "iptables rule "+strings.Join(r, " "))
+		}
+	}
 	for _, root := range []string{varRoot, runRoot} {
 		if m := mountsUnder(root); len(m) > 0 {
 			out = append(out, fmt.Sprintf("mounts under %s: %v", root, m))
@@ -714,4 +730,40 @@ func (c *cluster) propagatedMount(t *testing.T, n *node) string {
 	id := n.must(t, "plugin", "inspect", "-f", "{{.Id}}", pluginName)
 	root := n.must(t, "info", "-f", "{{.DockerRootDir}}")
 	return filepath.Join(root, "plugins", id, "propagated-mount")
+}
+
+// blackholeRules are the iptables rules (without -I/-D) that cut the
+// node at addr off; "" gives them for every node address the fixture
+// uses, for the sweep.
+func blackholeRules(addr string) [][]string {
+	addrs := []string{addr}
+	if addr == "" {
+		addrs = nil
+		for i := 10; i <= 12; i++ {
+			addrs = append(addrs, fmt.Sprintf("%s.%d", netPrefix, i))
+		}
+	}
+	var out [][]string
+	for _, a := range addrs {
+		out = append(out,
+			[]string{"INPUT", "-s", a, "-j", "DROP"},
+			[]string{"OUTPUT", "-d", a, "-j", "DROP"},
+			[]string{"FORWARD", "-s", a, "-j", "DROP"},
+			[]string{"FORWARD", "-d", a, "-j", "DROP"})
+	}
+	return out
+}
+
+// blackhole drops (on) or again passes (off) all traffic of the node at
+// addr: to the root namespace (sshd, the manager) and to the other nodes.
+func blackhole(t *testing.T, addr string, on bool) {
+	for _, r := range blackholeRules(addr) {
+		_, present := sh("iptables", append([]string{"-C"}, r...)...)
+		switch {
+		case on && present != nil:
+			mustSh(t, "iptables", append([]string{"-I", r[0], "1"}, r[1:]...)...)
+		case !on && present == nil:
+			mustSh(t, "iptables", append([]string{"-D"}, r...)...)
+		}
+	}
 }
