@@ -78,6 +78,11 @@ type vol struct {
 	lastErr string
 	state   string // set while no mount is live: "unmounted", "mounting", "mount-failed"
 	removed bool
+	// restored holds the caller IDs loaded from the state at start that
+	// Docker has not mentioned since. After an engine crash Docker never
+	// sends Unmount for the containers that died with it, so such IDs
+	// can be stale forever; see Remove.
+	restored map[string]bool
 }
 
 // validateName applies Docker's rule for volume names; it also keeps a
@@ -134,7 +139,11 @@ func New(cfg Config) (*Driver, error) {
 	}
 	d := &Driver{cfg: cfg, log: log, store: st, vols: map[string]*vol{}}
 	for name, r := range recs {
-		d.vols[name] = &vol{name: name, rec: *r, state: "unmounted"}
+		v := &vol{name: name, rec: *r, state: "unmounted", restored: map[string]bool{}}
+		for _, id := range r.MountIDs {
+			v.restored[id] = true
+		}
+		d.vols[name] = v
 	}
 	d.cleanStale()
 	log.Info("volume driver ready", "volumes", len(d.vols), "mount_root", cfg.MountRoot, "state_dir", cfg.StateDir)
@@ -330,11 +339,30 @@ func (d *Driver) Remove(req *volume.RemoveRequest) error {
 	}
 	v.op.Lock()
 	defer v.op.Unlock()
+	// Docker only calls Remove when none of its containers uses the
+	// volume, so callers recorded before the plugin restarted that Docker
+	// never mentioned again (containers lost in an engine crash, for which
+	// no Unmount ever comes) are stale and must not block the removal.
 	d.mu.Lock()
-	n := len(v.rec.MountIDs)
+	n, stale := 0, 0
+	for _, id := range v.rec.MountIDs {
+		if v.restored[id] {
+			stale++
+		} else {
+			n++
+		}
+	}
+	if n == 0 && stale > 0 {
+		v.rec.MountIDs = nil
+		v.restored = nil
+	}
 	d.mu.Unlock()
 	if n > 0 {
 		return fmt.Errorf("volume %q is in use by %d mount(s); stop the containers using it first", req.Name, n)
+	}
+	if stale > 0 {
+		d.log.Warn("removing a volume whose callers from before the restart were never released by Docker (lost in an engine crash)",
+			"volume", req.Name, "stale_mounts", stale)
 	}
 	d.teardownLocked(v)
 	mp := d.mountpoint(req.Name)
@@ -402,6 +430,7 @@ func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) 
 		}
 	}
 	d.mu.Lock()
+	delete(v.restored, req.ID)
 	if !slices.Contains(v.rec.MountIDs, req.ID) {
 		v.rec.MountIDs = append(v.rec.MountIDs, req.ID)
 	}
@@ -527,6 +556,7 @@ func (d *Driver) Unmount(req *volume.UnmountRequest) error {
 	v.op.Lock()
 	defer v.op.Unlock()
 	d.mu.Lock()
+	delete(v.restored, req.ID)
 	if i := slices.Index(v.rec.MountIDs, req.ID); i >= 0 {
 		v.rec.MountIDs = slices.Delete(v.rec.MountIDs, i, i+1)
 	} else {
