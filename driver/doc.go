@@ -52,6 +52,19 @@
 // MountRoot at start are leftovers of a previous run (the FUSE server
 // lived in the old process) and are detached lazily; volumes that still
 // had callers are remounted in the background once the socket serves.
+// Docker never sends Unmount for containers that died with a crashed
+// engine, so such restored callers can be stale forever: they keep the
+// mount up but do not block Remove, which Docker only calls when none of
+// its containers uses the volume (a caller Docker mounts or unmounts
+// again after the restart is live and blocks it as usual).
+//
+// # Options hash
+//
+// Status.options_hash fingerprints the canonical options (secret values
+// left out). With scope "local" every Swarm node has its own volume of a
+// name, and Docker does not call Create again for a service whose volume
+// already exists on a node, so differing hashes across nodes are how a
+// volume that silently points at different remotes is found.
 //
 // # Scope
 //
