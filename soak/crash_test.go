@@ -378,3 +378,5 @@ func TestPluginCrash(t *testing.T) {
 	t.Logf("plugin crash report (seed %d): %v, fsync'ed files verified on the server: %d, volumes listed at the end: %d",
 		seed, stats, len(synced), len(names))
 }
+
+func unixDetach(mp string) error { return unix.Unmount(mp, unix.MNT_DETACH) }
