@@ -320,6 +320,7 @@ func TestErrors(t *testing.T) {
 		{"max_write", f.base("max_write", "10"), vol, []string{`"max_write"`, "4096"}},
 		{"uid", f.base("uid", "-5"), vol, []string{`"uid"`}},
 		{"max_packet", f.base("max_packet", "300000"), vol, []string{`"max_packet"`, "261120"}},
+		{"max_packet small", f.base("max_packet", "100"), vol, []string{`"max_packet"`, "0 (automatic)"}},
 		{"sshcmd+host", map[string]string{"sshcmd": "u@h:/p", "host": "h", "identity": "id_ed25519", "hostkey": f.fingerprint}, vol, []string{`"sshcmd"`, `"host"`, "conflict"}},
 		{"sshcmd+user", map[string]string{"sshcmd": "u@h:/p", "user": "v", "identity": "id_ed25519", "hostkey": f.fingerprint}, vol, []string{`"user"`, "conflict"}},
 		{"sshcmd+path", map[string]string{"sshcmd": "u@h:/p", "path": "/q", "identity": "id_ed25519", "hostkey": f.fingerprint}, vol, []string{`"path"`, "conflict"}},

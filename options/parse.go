@@ -564,7 +564,11 @@ func (p *parser) buildSFTP(cfg *Config) {
 	c.KeepaliveInterval = p.duration(OptKeepalive, false)
 	c.KeepaliveCountMax = int(p.integer(OptKeepaliveCount, 1, 1000))
 	c.Ciphers = splitList(p.str(OptCiphers))
-	c.MaxPacket = int(p.integer(OptMaxPacket, 512, 261120))
+	// 0 lets backend/sftp pick the largest size the server announces
+	// (limits@openssh.com), falling back to 32768 that every server takes.
+	if c.MaxPacket = int(p.integer(OptMaxPacket, 0, 261120)); c.MaxPacket != 0 && c.MaxPacket < 512 {
+		p.fail(&Error{Option: OptMaxPacket, Msg: fmt.Sprintf("option %q: %d is too small: use 0 (automatic) or 512-261120", OptMaxPacket, c.MaxPacket)})
+	}
 
 	// auth
 	c.IdentityFiles = p.files(OptIdentity, regularFile)

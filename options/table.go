@@ -160,8 +160,8 @@ func Table() []Option {
 			Help: "Unanswered keepalives after which the connection is dropped and re-established."},
 		{Name: OptCiphers, Kind: List, Group: GroupConnection,
 			Help: "SSH ciphers in order of preference (default: AEAD ciphers first)."},
-		{Name: OptMaxPacket, Kind: Int, Default: "32768", Group: GroupConnection,
-			Help: "SFTP read/write request size in bytes (512-261120). Every server accepts 32768; OpenSSH accepts up to 261120, which is faster on high-latency links."},
+		{Name: OptMaxPacket, Kind: Int, Default: "0", Group: GroupConnection,
+			Help: "SFTP read/write request size in bytes: 0 picks the largest the server announces (OpenSSH: 261120, about 25% faster and cheaper in CPU than 32768), else 32768, which every server accepts; or 512-261120."},
 
 		// auth
 		{Name: OptIdentity, Aliases: []string{"IdentityFile"}, Kind: FileList, Group: GroupAuth,
