@@ -9,13 +9,14 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 LOCK        ?=
 STATICCHECK ?= $(shell command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck)
 
-.PHONY: help build test test-unit test-e2e test-short lint deps plugin demo clean bench bench-smoke
+.PHONY: help build test test-unit test-e2e e2e-swarm test-short lint deps plugin demo clean bench bench-smoke
 
 help:
 	@echo "make build       static binary bin/sftpfs (VERSION=$(VERSION))"
 	@echo "make test        install deps (scripts/deps.sh), lint, then all tests (FUSE, OpenSSH, Docker)"
 	@echo "make test-unit   unit, FUSE and OpenSSH tests (-race), no Docker"
 	@echo "make test-e2e    end-to-end tests on the local Docker Engine (plugin, Swarm)"
+	@echo "make e2e-swarm   3-node Swarm end-to-end tests alone (root, dockerd, netns; ~2 min)"
 	@echo "make test-short  go test -short ./... with what is installed (no deps step)"
 	@echo "make lint        gofmt, go vet, staticcheck"
 	@echo "make deps        scripts/deps.sh: install/start what the tests need (root on Debian)"
@@ -40,7 +41,11 @@ test-unit:
 	$(LOCK) $(GO) test -race -count=1 -timeout 30m $(UNIT_PKGS)
 
 test-e2e:
-	$(LOCK) $(GO) test -race -count=1 -p 1 -timeout 30m ./e2e/...
+	SFTPFS_E2E_SWARM=1 $(LOCK) $(GO) test -race -count=1 -p 1 -timeout 30m ./e2e/...
+
+# The 3-node Swarm scenarios alone (root, dockerd, network namespaces).
+e2e-swarm:
+	SFTPFS_E2E_SWARM=1 $(LOCK) $(GO) test -count=1 -timeout 10m -v ./e2e/swarm/
 
 test-short:
 	$(LOCK) $(GO) test -short -count=1 -timeout 20m ./...
