@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sftpfs/sftpfs/internal/mountinfo"
 )
 
 // Contender names, also the table columns.
@@ -69,7 +71,7 @@ func (e *env) mount(c, dir string) (*mounted, error) {
 	}
 	go func() { _ = m.cmd.Wait(); close(m.done) }()
 	deadline := time.Now().Add(20 * time.Second)
-	for !isMounted(dir) {
+	for !mountinfo.IsMounted(dir) {
 		select {
 		case <-m.done:
 			return nil, fmt.Errorf("%s: exited before mounting (%v): %s", c, m.cmd.ProcessState, strings.TrimSpace(m.out.String()))
@@ -99,13 +101,13 @@ func (m *mounted) pid() int { return m.cmd.Process.Pid }
 // their mount goes away); a client that hangs is killed.
 func (m *mounted) unmount() error {
 	var err error
-	for i := 0; i < 50 && isMounted(m.dir); i++ {
+	for i := 0; i < 50 && mountinfo.IsMounted(m.dir); i++ {
 		if err = syscall.Unmount(m.dir, 0); err == nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if isMounted(m.dir) {
+	if mountinfo.IsMounted(m.dir) {
 		_ = syscall.Unmount(m.dir, syscall.MNT_DETACH)
 	}
 	select {

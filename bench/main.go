@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sftpfs/sftpfs/internal/mountinfo"
 )
 
 // config is the command line.
@@ -275,7 +277,7 @@ func setup(cfg config) (*env, error) {
 }
 
 func (e *env) teardown() {
-	if isMounted(e.mnt) {
+	if mountinfo.IsMounted(e.mnt) {
 		_ = syscall.Unmount(e.mnt, syscall.MNT_DETACH)
 	}
 	if e.srv != nil {

@@ -103,26 +103,6 @@ func treeMem(root int) (rss, hwm float64) {
 	return rss, hwm
 }
 
-// isMounted reports whether dir is a mount point (per /proc/self/mountinfo).
-func isMounted(dir string) bool {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) > 4 && unescapeMountinfo(f[4]) == dir {
-			return true
-		}
-	}
-	return false
-}
-
-func unescapeMountinfo(s string) string {
-	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
-	return r.Replace(s)
-}
-
 // dropCaches writes dirty data back and drops the page, dentry and inode
 // caches, so the next access of a mount goes to the server.
 func dropCaches() error {

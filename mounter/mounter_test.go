@@ -1,12 +1,12 @@
 package mounter
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,40 +17,18 @@ import (
 	"github.com/sftpfs/sftpfs/internal/sshdtest"
 	"github.com/sftpfs/sftpfs/internal/testenv"
 	"github.com/sftpfs/sftpfs/options"
+
+	"github.com/sftpfs/sftpfs/internal/mountinfo"
 )
 
 // mounted reports whether mp is a mount point in /proc/self/mountinfo.
 func mounted(t *testing.T, mp string) bool {
 	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
+	ps, err := mountinfo.Points()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && unescape(fields[4]) == mp {
-			return true
-		}
-	}
-	return false
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for space...).
-func unescape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return slices.Contains(ps, mp)
 }
 
 func testLogger(t *testing.T) *slog.Logger {

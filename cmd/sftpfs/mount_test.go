@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/sftpfs/sftpfs/internal/sshdtest"
 	"github.com/sftpfs/sftpfs/internal/testenv"
+
+	"github.com/sftpfs/sftpfs/internal/mountinfo"
 )
 
 // buildBinary builds this command into a temporary directory. The tests
@@ -38,17 +41,11 @@ func buildBinary(t *testing.T) string {
 // isMounted reports whether mp appears in /proc/self/mountinfo.
 func isMounted(t *testing.T, mp string) bool {
 	t.Helper()
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	ps, err := mountinfo.Points()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.ReplaceAll(f[4], `\040`, " ") == mp {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(ps, mp)
 }
 
 // mountProc is a running `sftpfs mount`.

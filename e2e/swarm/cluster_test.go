@@ -19,6 +19,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sftpfs/sftpfs/internal/testenv"
+
+	"github.com/sftpfs/sftpfs/internal/mountinfo"
 )
 
 const (
@@ -467,54 +469,13 @@ func nodeProcs(ns string) []int {
 	return out
 }
 
-// mountsUnder lists mount points at or below dir, deepest first.
-func mountsUnder(dir string) []string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 5 {
-			continue
-		}
-		mp := unescapeMount(f[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out
-}
-
-func unescapeMount(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // fuseMountsUnder lists the FUSE mounts at or below dir with whether they
 // answer (a dead one fails stat with ENOTCONN).
 func fuseMountsUnder(dir string) (live, dead []string) {
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	for _, l := range strings.Split(string(b), "\n") {
-		pre, post, ok := strings.Cut(l, " - ")
-		f := strings.Fields(pre)
-		if !ok || len(f) < 5 || !strings.HasPrefix(post, "fuse") {
-			continue
-		}
-		mp := unescapeMount(f[4])
-		if mp != dir && !strings.HasPrefix(mp, dir+"/") {
+	ms, _ := mountinfo.Read()
+	for _, m := range ms {
+		mp := m.Mountpoint
+		if !strings.HasPrefix(m.FSType, "fuse") || (mp != dir && !strings.HasPrefix(mp, dir+"/")) {
 			continue
 		}
 		var st unix.Stat_t
@@ -568,12 +529,12 @@ func teardown(logf func(string, ...any), mgr *node) []string {
 	// deleting anything (RemoveAll through a live FUSE mount would delete
 	// remote data).
 	for _, root := range []string{varRoot, runRoot} {
-		for _, mp := range mountsUnder(root) {
+		for _, mp := range mountinfo.Under(root) {
 			if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 				errs = append(errs, fmt.Sprintf("unmounting %s: %v", mp, err))
 			}
 		}
-		if left := mountsUnder(root); len(left) > 0 {
+		if left := mountinfo.Under(root); len(left) > 0 {
 			errs = append(errs, fmt.Sprintf("mounts still under %s, not deleting it: %v", root, left))
 		} else if err := os.RemoveAll(root); err != nil {
 			errs = append(errs, err.Error())
@@ -707,7 +668,7 @@ func leftovers() []string {
 		}
 	}
 	for _, root := range []string{varRoot, runRoot} {
-		if m := mountsUnder(root); len(m) > 0 {
+		if m := mountinfo.Under(root); len(m) > 0 {
 			out = append(out, fmt.Sprintf("mounts under %s: %v", root, m))
 		}
 		if _, err := os.Stat(root); err == nil {
