@@ -9,7 +9,7 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 LOCK        ?=
 STATICCHECK ?= $(shell command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck)
 
-.PHONY: help build test test-unit test-e2e e2e-swarm test-short lint deps plugin demo clean bench bench-smoke
+.PHONY: help build test test-unit test-e2e e2e-swarm soak fuzz-smoke test-short lint deps plugin demo clean bench bench-smoke
 
 help:
 	@echo "make build       static binary bin/sftpfs (VERSION=$(VERSION))"
@@ -17,6 +17,8 @@ help:
 	@echo "make test-unit   unit, FUSE and OpenSSH tests (-race), no Docker"
 	@echo "make test-e2e    end-to-end tests on the local Docker Engine (plugin, Swarm)"
 	@echo "make e2e-swarm   3-node Swarm end-to-end tests alone (root, dockerd, netns; ~2 min)"
+	@echo "make soak        fault soak + plugin crash + driver load + secrets checks (SOAK_DURATION=60s)"
+	@echo "make fuzz-smoke  every fuzz target for a fixed number of inputs"
 	@echo "make test-short  go test -short ./... with what is installed (no deps step)"
 	@echo "make lint        gofmt, go vet, staticcheck"
 	@echo "make deps        scripts/deps.sh: install/start what the tests need (root on Debian)"
@@ -35,7 +37,7 @@ deps:
 # they run after the unit tests, one package at a time.
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/e2e')
 
-test: deps lint test-unit test-e2e bench-smoke
+test: deps lint test-unit fuzz-smoke test-e2e bench-smoke
 
 test-unit:
 	$(LOCK) $(GO) test -race -count=1 -timeout 30m $(UNIT_PKGS)
@@ -55,6 +57,20 @@ lint:
 		if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(LOCK) $(GO) vet ./...
 	$(LOCK) $(STATICCHECK) ./...
+
+# The fault soak, crash, load and secrets checks of soak/ with a longer
+# budget than the 20 s that make test-unit gives the soak (docs/reliability.md).
+soak:
+	SOAK_DURATION=$${SOAK_DURATION:-60s} $(LOCK) $(GO) test -count=1 -timeout 30m -v -run 'TestSoak$$|TestPluginCrash|TestDriverLoad|TestSecretsNeverLeak' ./soak/
+
+# Every fuzz target for a fixed number of inputs beyond its committed seed
+# corpus. Counts, not durations: a -fuzztime duration can end with a
+# spurious "context deadline exceeded" on Go 1.26.
+fuzz-smoke:
+	$(LOCK) $(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 20000x ./options/
+	$(LOCK) $(GO) test -run '^$$' -fuzz '^FuzzLocalPaths$$' -fuzztime 2000x ./backend/local/
+	$(LOCK) $(GO) test -run '^$$' -fuzz '^FuzzHostileServerReplies$$' -fuzztime 300x ./backend/sftp/
+	$(LOCK) $(GO) test -run '^$$' -fuzz '^FuzzHostKeyPolicy$$' -fuzztime 6000x ./backend/sftp/
 
 plugin:
 	VERSION=$(VERSION) scripts/build-plugin.sh $(PLUGIN_ARCH)
