@@ -39,6 +39,9 @@ type node struct {
 	mu      sync.Mutex
 	last    backend.FileInfo
 	hasLast bool
+	// refusedLogged is set once a refused symlink target has been
+	// warned about, so a client retrying readlink cannot flood the log.
+	refusedLogged bool
 
 	// w tracks writes in flight through any handle (writebehind.go).
 	w nodeWrites
@@ -471,7 +474,23 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	if err != nil {
 		return nil, n.errno("readlink", p, err)
 	}
-	return []byte(t), 0
+	policy := n.fsys.o.Symlinks
+	if policy == SymlinkKeep {
+		return []byte(t), 0
+	}
+	shown, escapes := containTarget(p, t)
+	if escapes && policy == SymlinkRefuse {
+		n.mu.Lock()
+		first := !n.refusedLogged
+		n.refusedLogged = true
+		n.mu.Unlock()
+		if first {
+			n.fsys.log.Warn("refusing symlink whose target leads out of the mount (option symlinks=refuse; use symlinks=contain to show it rewritten)", "path", p)
+		}
+		n.fsys.log.Debug("refused symlink target", "path", p, "target", t)
+		return nil, syscall.EACCES
+	}
+	return []byte(shown), 0
 }
 
 // Link returns the target's own inode for the new name, so both names

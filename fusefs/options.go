@@ -41,6 +41,9 @@ type Options struct {
 	// before write(2) waits (writebehind.go); 0 makes every write wait
 	// for the storage.
 	WriteBehind int
+	// Symlinks says how readlink shows targets that lead out of the
+	// mount (symlink.go). The zero value means SymlinkContain.
+	Symlinks SymlinkPolicy
 	// FSName and Subtype appear in /proc/mounts ("sftpfs#user@host:/p").
 	FSName, Subtype string
 	// Debug logs every FUSE request (go-fuse's debug output).
@@ -62,6 +65,7 @@ func DefaultOptions() Options {
 		ReadAhead:          4 << 20,
 		WriteBehind:        8,
 		DefaultPermissions: true,
+		Symlinks:           SymlinkContain,
 		Subtype:            "sftpfs",
 	}
 }

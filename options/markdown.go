@@ -44,11 +44,18 @@ func Markdown() string {
 			if o.Default != "" {
 				def = "`" + o.Default + "`"
 			}
+			if o.DefaultVolume != "" {
+				def += " (mount), `" + o.DefaultVolume + "` (volume)"
+			}
+			kind := o.Kind.String()
+			if o.Values != nil {
+				kind = "`" + strings.Join(o.Values, "` \\| `") + "`"
+			}
 			help := o.Help
 			if o.Secret {
 				help = "**Secret.** " + help
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", name, o.Kind, def, o.Scope, strings.ReplaceAll(help, "|", "\\|"))
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", name, kind, def, o.Scope, strings.ReplaceAll(help, "|", "\\|"))
 		}
 	}
 	return b.String()
@@ -64,8 +71,15 @@ func Text() string {
 				continue
 			}
 			head := o.Name + "=" + o.Kind.String()
+			if o.Values != nil {
+				head = o.Name + "=" + strings.Join(o.Values, "|")
+			}
 			if o.Default != "" {
-				head += " (default " + o.Default + ")"
+				head += " (default " + o.Default
+				if o.DefaultVolume != "" {
+					head += " for mount, " + o.DefaultVolume + " for volumes"
+				}
+				head += ")"
 			}
 			if o.Scope != ScopeBoth {
 				head += " [" + o.Scope.String() + " only]"

@@ -8,11 +8,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/sftpfs/sftpfs/fusefs"
 )
 
 // fixture is a secrets directory with a real key, known_hosts and a
@@ -107,23 +110,72 @@ func TestParseDefaults(t *testing.T) {
 // every default explicitly gives the same Config as not giving them.
 func TestDefaultsMatchTable(t *testing.T) {
 	f := newFixture(t)
-	implicit, err := Parse(f.base(), f.volume())
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := f.base()
-	for _, o := range Table() {
-		if o.Default != "" {
-			opts[o.Name] = o.Default
+	for _, env := range []Env{f.volume(), {Scope: ScopeCLI, BaseDir: f.dir}} {
+		implicit, err := Parse(f.base(), env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := f.base()
+		for _, o := range Table() {
+			if d := o.DefaultFor(env.Scope); d != "" {
+				opts[o.Name] = d
+			}
+		}
+		explicit, err := Parse(opts, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if implicit.SFTP.Port != explicit.SFTP.Port || implicit.SFTP.OpTimeout != explicit.SFTP.OpTimeout ||
+			implicit.FS != explicit.FS || implicit.LogLevel != explicit.LogLevel {
+			t.Errorf("%v: explicit defaults differ:\n%+v\n%+v", env.Scope, implicit, explicit)
 		}
 	}
-	explicit, err := Parse(opts, f.volume())
-	if err != nil {
-		t.Fatal(err)
+}
+
+// TestSymlinksOption checks the per-scope defaults of symlinks (contain
+// on the host, keep inside containers), its values and its errors.
+func TestSymlinksOption(t *testing.T) {
+	f := newFixture(t)
+	cli := Env{Scope: ScopeCLI, BaseDir: f.dir}
+	for _, tc := range []struct {
+		env  Env
+		opts map[string]string
+		want fusefs.SymlinkPolicy
+	}{
+		{cli, f.base(), fusefs.SymlinkContain},
+		{f.volume(), f.base(), fusefs.SymlinkKeep},
+		{cli, f.base("symlinks", "keep"), fusefs.SymlinkKeep},
+		{f.volume(), f.base("Symlinks", " Contain "), fusefs.SymlinkContain},
+		{f.volume(), f.base("symlinks", "REFUSE"), fusefs.SymlinkRefuse},
+		{cli, map[string]string{"local": f.dir}, fusefs.SymlinkContain},
+	} {
+		cfg, err := Parse(tc.opts, tc.env)
+		if err != nil {
+			t.Errorf("%v %v: %v", tc.env.Scope, tc.opts, err)
+			continue
+		}
+		if cfg.FS.Symlinks != tc.want {
+			t.Errorf("%v %v: Symlinks = %q, want %q", tc.env.Scope, tc.opts, cfg.FS.Symlinks, tc.want)
+		}
 	}
-	if implicit.SFTP.Port != explicit.SFTP.Port || implicit.SFTP.OpTimeout != explicit.SFTP.OpTimeout ||
-		implicit.FS != explicit.FS || implicit.LogLevel != explicit.LogLevel {
-		t.Errorf("explicit defaults differ:\n%+v\n%+v", implicit, explicit)
+	for _, bad := range []string{"follow", "", "transform"} {
+		_, err := Parse(f.base("symlinks", bad), f.volume())
+		var oe *Error
+		if err == nil || !errors.As(err, &oe) || oe.Option != OptSymlinks ||
+			!strings.Contains(err.Error(), `"symlinks"`) || !strings.Contains(err.Error(), "keep, contain, refuse") {
+			t.Errorf("symlinks=%q: error %v; want one naming the option and listing keep, contain, refuse", bad, err)
+		}
+	}
+	c, err := Canonical(map[string]string{"symlinks": "Refuse"})
+	if err != nil || c["symlinks"] != "refuse" {
+		t.Errorf("Canonical symlinks=Refuse = %v, %v", c, err)
+	}
+	if _, err := Canonical(map[string]string{"symlinks": "sometimes"}); err == nil {
+		t.Error("Canonical accepted symlinks=sometimes")
+	}
+	// sshfs users reaching for transform_symlinks are pointed here.
+	if _, err := Parse(f.base("transform_symlinks", ""), f.volume()); err == nil || !strings.Contains(err.Error(), "symlinks=contain") {
+		t.Errorf("transform_symlinks: %v", err)
 	}
 }
 
@@ -434,6 +486,13 @@ func TestTableConsistent(t *testing.T) {
 		}
 		if o.Help == "" || o.Group == "" {
 			t.Errorf("%q lacks help or group", o.Name)
+		}
+		if o.Values != nil {
+			for _, d := range []string{o.Default, o.DefaultVolume} {
+				if d != "" && !slices.Contains(o.Values, d) {
+					t.Errorf("%q: default %q is not one of its values %v", o.Name, d, o.Values)
+				}
+			}
 		}
 		for _, n := range append([]string{o.Name}, o.Aliases...) {
 			k := normalize(n)

@@ -394,7 +394,28 @@ func (p *parser) raw(name string) (given, string) {
 		return x, x.value
 	}
 	o, _ := Lookup(name)
-	return given{opt: o, name: name}, o.Default
+	return given{opt: o, name: name}, o.DefaultFor(p.env.Scope)
+}
+
+// choice returns the value of an option with a fixed set of Values,
+// lower-cased, or "" after recording an error naming the valid values.
+func (p *parser) choice(name string) string {
+	x, v := p.raw(name)
+	c, err := parseChoice(x.opt, v)
+	if err != nil {
+		p.fail(err)
+	}
+	return c
+}
+
+func parseChoice(o Option, v string) (string, error) {
+	lv := strings.ToLower(strings.TrimSpace(v))
+	for _, ok := range o.Values {
+		if lv == ok {
+			return lv, nil
+		}
+	}
+	return "", valueError(o, v, "one of "+strings.Join(o.Values, ", "))
 }
 
 func (p *parser) str(name string) string { _, v := p.raw(name); return v }
@@ -487,6 +508,7 @@ func (p *parser) build() *Config {
 	fo.EntryTimeout = p.duration(OptEntryTimeout, true)
 	fo.NegativeTimeout = p.duration(OptNegativeTimeout, true)
 	fo.MaxWrite = int(p.integer(OptMaxWrite, 4096, 16<<20))
+	fo.Symlinks = fusefs.SymlinkPolicy(p.choice(OptSymlinks))
 	fo.Debug = p.boolean(OptFUSEDebug)
 	cfg.LogLevel = slog.LevelInfo
 	if p.boolean(OptDebug) {
@@ -712,6 +734,14 @@ func Canonical(opts map[string]string) (map[string]string, error) {
 			}
 		case List, FileList:
 			v = strings.Join(splitList(v), ",")
+		case String:
+			if x.opt.Values != nil {
+				c, err := parseChoice(x.opt, v)
+				if err != nil {
+					errs = append(errs, err)
+				}
+				v = c
+			}
 		}
 		out[name] = v
 	}

@@ -85,6 +85,13 @@ type Option struct {
 	// Default is the value used when the option is not given, in the
 	// option's own syntax; "" means unset.
 	Default string
+	// DefaultVolume, when not "", is the default for Docker volumes
+	// (ScopeVolume) instead of Default, for options whose safe choice
+	// differs between the host and a container (see OptSymlinks).
+	DefaultVolume string
+	// Values, when not nil, are the only accepted values of a String
+	// option (matched case-insensitively).
+	Values []string
 	// Help is a one-sentence description for the README and `sftpfs help`.
 	Help  string
 	Scope Scope
@@ -128,6 +135,7 @@ const (
 	OptEntryTimeout          = "entry_timeout"
 	OptNegativeTimeout       = "negative_timeout"
 	OptMaxWrite              = "max_write"
+	OptSymlinks              = "symlinks"
 	OptLocal                 = "local"
 	OptDebug                 = "debug"
 	OptFUSEDebug             = "fuse_debug"
@@ -208,6 +216,9 @@ func Table() []Option {
 			Help: "How long the kernel caches missing names."},
 		{Name: OptMaxWrite, Kind: Int, Default: "1048576", Group: GroupFS,
 			Help: "Largest write request in bytes (4096-16777216)."},
+		{Name: OptSymlinks, Kind: String, Default: "contain", DefaultVolume: "keep", Group: GroupFS,
+			Values: []string{"keep", "contain", "refuse"},
+			Help:   "How readlink shows targets that lead out of the mount (absolute, or climbing above the root with `..`): `keep` shows them verbatim, `contain` rewrites them relative to the mount root as if it were `/`, `refuse` fails readlink with EACCES. Links are followed in the client's root, so `keep` lets a server point host programs at host files; in a container that root is the container's own."},
 
 		// local
 		{Name: OptLocal, Kind: File, Group: GroupLocal,
@@ -240,7 +251,7 @@ func replaced() map[string]string {
 		"compression":              unsupported,
 		"workaround":               unsupported,
 		"followsymlinks":           "symlinks are shown as symlinks; " + unsupported,
-		"transformsymlinks":        "symlink targets are never rewritten; " + unsupported,
+		"transformsymlinks":        "use symlinks=contain (the default for sftpfs mount) to rewrite absolute targets into the mount",
 		"sshcommand":               "sftpfs never runs external commands (it speaks SSH itself); remove it",
 		"proxycommand":             "not supported: it would run an arbitrary command as root in the plugin; connect directly",
 		"proxyjump":                "not supported; connect directly",
@@ -274,6 +285,14 @@ func normalize(name string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// DefaultFor returns the option's default when parsing for scope.
+func (o Option) DefaultFor(scope Scope) string {
+	if scope == ScopeVolume && o.DefaultVolume != "" {
+		return o.DefaultVolume
+	}
+	return o.Default
 }
 
 // Lookup finds the option for a user-written name or alias.
