@@ -20,6 +20,8 @@ declare -A PKG_CHECK=(
 	[fuse3]=fusermount3
 	[sshfs]=sshfs
 	[busybox-static]=/bin/busybox
+	# docker-compose (v1) drives e2e/edge_test.go's `down -v` case.
+	[docker-compose]=docker-compose
 	[git]=git
 	[make]=make
 	[iproute2]=ip
