@@ -12,6 +12,8 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"sync"
@@ -43,6 +45,15 @@ type Config struct {
 	MountTimeout time.Duration
 	// AliveTimeout bounds the liveness probe of a reused mount (default 5s).
 	AliveTimeout time.Duration
+	// ReleaseMemoryDelay is how long after the last FUSE unmount of a
+	// burst the driver hands freed heap back to the kernel (default 2s;
+	// negative: never, leaving it to the Go runtime). Each mount's
+	// request buffers are MiBs (MaxWrite-sized); after many mounts
+	// come and go that memory is garbage, but without allocation
+	// pressure the next GC and the runtime's scavenger can take
+	// minutes, and the plugin's RSS meanwhile looks like a leak
+	// (docs/reliability.md, load section).
+	ReleaseMemoryDelay time.Duration
 	// Logger receives events; nil discards them.
 	Logger *slog.Logger
 }
@@ -65,6 +76,11 @@ type Driver struct {
 	saveMu sync.Mutex
 
 	bg sync.WaitGroup
+
+	// release is the pending debounced memory release (see
+	// Config.ReleaseMemoryDelay), guarded by releaseMu.
+	releaseMu sync.Mutex
+	release   *time.Timer
 }
 
 type vol struct {
@@ -121,6 +137,9 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.AliveTimeout <= 0 {
 		cfg.AliveTimeout = 5 * time.Second
+	}
+	if cfg.ReleaseMemoryDelay == 0 {
+		cfg.ReleaseMemoryDelay = 2 * time.Second
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -516,6 +535,7 @@ func (d *Driver) unmountFUSELocked(v *vol) {
 	if err := m.Unmount(); err != nil {
 		d.log.Warn("unmount reported an error", "volume", v.name, "error", err)
 	}
+	d.scheduleRelease()
 	if !d.cfg.Guard {
 		return
 	}
@@ -530,6 +550,30 @@ func (d *Driver) unmountFUSELocked(v *vol) {
 			}
 		}
 	}
+}
+
+// scheduleRelease returns freed heap to the kernel once unmounts have
+// been quiet for ReleaseMemoryDelay. Debounced, so a burst of unmounts
+// costs one forced GC, not one per volume.
+func (d *Driver) scheduleRelease() {
+	if d.cfg.ReleaseMemoryDelay < 0 {
+		return
+	}
+	d.releaseMu.Lock()
+	defer d.releaseMu.Unlock()
+	if d.release == nil {
+		d.release = time.AfterFunc(d.cfg.ReleaseMemoryDelay, releaseMemory)
+		return
+	}
+	d.release.Reset(d.cfg.ReleaseMemoryDelay)
+}
+
+// releaseMemory collects garbage twice, because the buffers of unmounted
+// filesystems sit in sync.Pools whose contents survive one GC in the
+// pools' victim cache, then returns the free heap to the kernel.
+func releaseMemory() {
+	runtime.GC()
+	debug.FreeOSMemory()
 }
 
 // teardownLocked removes the filesystem and the guard.
