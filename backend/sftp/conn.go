@@ -343,13 +343,18 @@ func abandon[T any](ch chan result[T], discard func(T)) {
 // after a reconnect (the first attempt may have reached the server, so a
 // retry can report e.g. EEXIST for a Mkdir that did succeed).
 func call[T any](c *conn, ctx context.Context, idempotent bool, fn func(*transport) (T, error), discard func(T)) (T, error) {
+	var zero T
+	// A caller that is already done gets its error without a request
+	// going out; otherwise a fast reply could win the race in run.
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
 	waitCtx, cancel := context.WithTimeout(ctx, c.opTimeout)
 	defer cancel()
 	attempts := 2
 	if idempotent {
 		attempts = 4
 	}
-	var zero T
 	var lastErr error
 	for i := 0; i < attempts; i++ {
 		t, err := c.get(waitCtx)
