@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sftpfs/sftpfs/internal/mountinfo"
 	"github.com/sftpfs/sftpfs/internal/sshdtest"
 	"github.com/sftpfs/sftpfs/internal/testenv"
 )
@@ -42,10 +43,11 @@ func buildBinary(t *testing.T) string {
 
 // plugin is one `sftpfs serve` process and an HTTP client on its socket.
 type plugin struct {
-	cmd    *exec.Cmd
-	socket string
-	client *http.Client
-	logs   *tailBuffer
+	cmd       *exec.Cmd
+	mountRoot string
+	socket    string
+	client    *http.Client
+	logs      *tailBuffer
 }
 
 func startPlugin(t *testing.T, bin, socket, mountRoot, stateDir, secrets string, logs *tailBuffer) *plugin {
@@ -57,7 +59,7 @@ func startPlugin(t *testing.T, bin, socket, mountRoot, stateDir, secrets string,
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting sftpfs serve: %v", err)
 	}
-	p := &plugin{cmd: cmd, socket: socket, logs: logs, client: &http.Client{
+	p := &plugin{cmd: cmd, mountRoot: mountRoot, socket: socket, logs: logs, client: &http.Client{
 		Timeout: 60 * time.Second,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
@@ -69,7 +71,7 @@ func startPlugin(t *testing.T, bin, socket, mountRoot, stateDir, secrets string,
 			return p
 		}
 		if time.Now().After(deadline) {
-			p.kill()
+			p.kill(t)
 			t.Fatalf("sftpfs serve did not answer on %s within 15s; log:\n%s", socket, logs)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -100,9 +102,44 @@ func (p *plugin) call(path string, req any) (map[string]any, error) {
 }
 
 // kill sends SIGKILL, as a crash or an OOM kill would, and reaps.
-func (p *plugin) kill() {
+//
+// A FUSE server killed while one of its own threads waits for a request
+// to its own mount (the driver's liveness statfs, say) cannot finish
+// exiting: the kernel waits uninterruptibly for an answer only the dying
+// process could give, and keeps /dev/fuse open until it gets one. The
+// process then stays a zombie until its connections are aborted, which
+// is what an operator would do too; so after a grace period kill aborts
+// the FUSE connections under the mount root.
+func (p *plugin) kill(t *testing.T) {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	_ = p.cmd.Wait()
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(5 * time.Second):
+	}
+	// The abort files live in fusectl, which is often not mounted.
+	const fusectl = "/sys/fs/fuse/connections"
+	if !mountinfo.IsMounted(fusectl) {
+		if err := unix.Mount("fusectl", fusectl, "fusectl", 0, ""); err != nil {
+			t.Logf("mounting fusectl on %s: %v", fusectl, err)
+		}
+	}
+	ms, _ := mountinfo.Read()
+	for _, m := range ms {
+		if !strings.HasPrefix(m.FSType, "fuse") || !strings.HasPrefix(m.Mountpoint, p.mountRoot+"/") {
+			continue
+		}
+		_, minor, _ := strings.Cut(m.Dev, ":")
+		err := os.WriteFile(fusectl+"/"+minor+"/abort", []byte("1"), 0)
+		t.Logf("killed plugin still not reaped after 5s: aborted FUSE connection %s of %s (err=%v)", minor, m.Mountpoint, err)
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("killed plugin (pid %d) not reaped 30s after aborting its FUSE connections", p.cmd.Process.Pid)
+	}
 }
 
 func (p *plugin) list(t *testing.T) []string {
@@ -325,7 +362,7 @@ func TestPluginCrash(t *testing.T) {
 			}(g)
 		}
 		time.Sleep(time.Duration(300+rng.IntN(2000)) * time.Millisecond)
-		cur.kill()
+		cur.kill(t)
 		mu.Lock()
 		stats["kills"]++
 		mu.Unlock()

@@ -73,7 +73,7 @@ func TestDriverLoad(t *testing.T) {
 	logs := &tailBuffer{max: 300}
 	p := startPlugin(t, bin, filepath.Join(base, "sock"), mountRoot, filepath.Join(base, "state"), secretsDir, logs)
 	t.Cleanup(func() {
-		p.kill()
+		p.kill(t)
 		for i := 0; i < 8; i++ {
 			left := mountsBelow(mountRoot)
 			for j := len(left) - 1; j >= 0; j-- {
@@ -221,7 +221,7 @@ func TestDriverLoad(t *testing.T) {
 	rss := rssKiB(p.cmd.Process.Pid)
 	// The same after a restart (Start remounts the volumes that have
 	// callers), without the heap left over from the load above.
-	p.kill()
+	p.kill(t)
 	p = startPlugin(t, bin, filepath.Join(base, "sock"), mountRoot, filepath.Join(base, "state"), secretsDir, logs)
 	deadline := time.Now().Add(30 * time.Second)
 	for len(fuseMountsBelow(mountRoot)) < idle && time.Now().Before(deadline) {

@@ -104,7 +104,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	mountRoot, stateDir := filepath.Join(base, "mnt"), filepath.Join(base, "state")
 	p := startPlugin(t, bin, filepath.Join(base, "sock"), mountRoot, stateDir, secretsDir, logs)
 	t.Cleanup(func() {
-		p.kill()
+		p.kill(t)
 		for _, mp := range mountsBelow(mountRoot) {
 			_ = unixDetach(mp)
 		}
@@ -166,7 +166,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if !strings.Contains(responses.String(), fp) {
 		t.Errorf("responses lack the host key fingerprint; the API calls did not do what this test expects:\n%s", responses.String())
 	}
-	p.kill()
+	p.kill(t)
 
 	for _, s := range secrets {
 		if f := leaks(responses.String(), s); len(f) > 0 {

@@ -18,6 +18,9 @@ type Mount struct {
 	FSType string
 	// Source is the mount source ("sftpfs#user@host:/p" for our mounts).
 	Source string
+	// Dev is the device as "major:minor"; for FUSE, the minor names the
+	// connection in /sys/fs/fuse/connections.
+	Dev string
 }
 
 // Read returns the mount table of the calling process's mount namespace,
@@ -48,7 +51,7 @@ func Parse(r io.Reader) ([]Mount, error) {
 		if len(fields) < 5 {
 			continue
 		}
-		m := Mount{Mountpoint: Unescape(fields[4])}
+		m := Mount{Mountpoint: Unescape(fields[4]), Dev: fields[2]}
 		for i := 5; i < len(fields); i++ {
 			if fields[i] == "-" {
 				if i+1 < len(fields) {

@@ -18,8 +18,8 @@ short line
 		t.Fatal(err)
 	}
 	want := []Mount{
-		{Mountpoint: "/proc", FSType: "proc", Source: "proc"},
-		{Mountpoint: "/mnt/volumes/my vol", FSType: "fuse.sftpfs", Source: "sftpfs#u@h:/a b"},
+		{Mountpoint: "/proc", FSType: "proc", Source: "proc", Dev: "0:21"},
+		{Mountpoint: "/mnt/volumes/my vol", FSType: "fuse.sftpfs", Source: "sftpfs#u@h:/a b", Dev: "0:60"},
 	}
 	if len(ms) != len(want) {
 		t.Fatalf("got %d mounts, want %d: %+v", len(ms), len(want), ms)
