@@ -350,13 +350,17 @@ func TestPluginCrash(t *testing.T) {
 						continue
 					}
 					if i%2 == 0 {
-						if _, err := p.call("/VolumeDriver.Remove", map[string]any{"Name": name}); err == nil {
-							mu.Lock()
-							delete(created, name)
+						_, err := p.call("/VolumeDriver.Remove", map[string]any{"Name": name})
+						mu.Lock()
+						// A Remove whose answer the kill cut off may or may not
+						// have been carried out: the volume is no longer
+						// acknowledged either way (neither "lost" nor "came back").
+						delete(created, name)
+						if err == nil {
 							removed[name] = true
 							stats["removed"]++
-							mu.Unlock()
 						}
+						mu.Unlock()
 					}
 				}
 			}(g)

@@ -95,8 +95,11 @@ func TestForwardAndStats(t *testing.T) {
 			t.Fatalf("round trip: %q, %v", got, err)
 		}
 	}
+	// 3 × "hello\n" (6) one way, 3 × "A:hello\n" (8) back. The proxy
+	// counts a chunk after forwarding it, so the client can see the last
+	// reply a moment before the count includes it.
+	waitFor(t, func() bool { return p.Stats().Bytes >= 3*6+3*8 }, "byte count to include the last reply")
 	st := p.Stats()
-	// 3 × "hello\n" (6) one way, 3 × "A:hello\n" (8) back.
 	if st.Conns != 1 || st.Active != 1 || st.Bytes != 3*6+3*8 {
 		t.Fatalf("stats %+v; want Conns 1 Active 1 Bytes 42", st)
 	}
@@ -156,6 +159,12 @@ func TestDropAll(t *testing.T) {
 func TestRefuseAndSetTarget(t *testing.T) {
 	p := newProxy(t, echoServer(t, "A:"))
 	old := dial(t, p.Addr())
+	// A round trip first: dial returns once the kernel has queued the
+	// connection, which can be before the proxy accepts it, and a
+	// connection accepted after SetRefuse(true) is refused.
+	if got, err := old.roundTrip("w", 5*time.Second); err != nil || got != "A:w" {
+		t.Fatalf("before SetRefuse: %q, %v", got, err)
+	}
 	p.SetRefuse(true)
 	c := dial(t, p.Addr())
 	if got, err := c.roundTrip("x", 5*time.Second); err == nil || isTimeout(err) {
