@@ -22,6 +22,10 @@ declare -A PKG_CHECK=(
 	[busybox-static]=/bin/busybox
 	# docker-compose (v1) drives e2e/edge_test.go's `down -v` case.
 	[docker-compose]=docker-compose
+	# docker-registry (distribution 2.8) is the local registry that
+	# e2e/upgrade_test.go pushes the plugin to for `docker plugin upgrade`;
+	# the test runs its own `docker-registry serve` on a free loopback port.
+	[docker-registry]=docker-registry
 	[git]=git
 	[make]=make
 	[iproute2]=ip
@@ -55,6 +59,16 @@ if ((${#missing_pkgs[@]})); then
 		export DEBIAN_FRONTEND=noninteractive
 		apt-get update -qq
 		apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >/dev/null
+		# The package enables and starts a registry service on :5000; the
+		# tests start their own when they need one, so do not leave a
+		# registry listening (only when this run installed it).
+		if [[ " ${missing_pkgs[*]} " == *" docker-registry "* ]]; then
+			if have systemctl && [ -d /run/systemd/system ]; then
+				systemctl disable --now docker-registry >/dev/null 2>&1 || true
+			elif have service; then
+				service docker-registry stop >/dev/null 2>&1 || true
+			fi
+		fi
 	else
 		problems+=("missing packages: ${missing_pkgs[*]} (Debian/Ubuntu: sudo apt-get install ${missing_pkgs[*]})")
 	fi
