@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -14,6 +16,7 @@ import (
 	"github.com/sftpfs/sftpfs/backend/local"
 	"github.com/sftpfs/sftpfs/backend/sftp"
 	"github.com/sftpfs/sftpfs/fusefs"
+	"github.com/sftpfs/sftpfs/internal/mountinfo"
 	"github.com/sftpfs/sftpfs/options"
 )
 
@@ -66,6 +69,12 @@ type Mounted struct {
 	b          backend.Backend
 	log        *slog.Logger
 	done       chan struct{}
+	// dev is the mount's device ("major:minor") from the mount table,
+	// recorded once mounted; "" when it could not be found. The minor
+	// names the FUSE connection in /sys/fs/fuse/connections.
+	dev string
+	// tablePath is the mountpoint as the mount table spells it.
+	tablePath string
 }
 
 // Mount opens the backend and mounts it on mountpoint, which must be an
@@ -75,6 +84,18 @@ func Mount(ctx context.Context, cfg *options.Config, mountpoint string, log *slo
 	b, err := OpenBackend(ctx, cfg, log)
 	if err != nil {
 		return nil, err
+	}
+	return mountBackend(cfg, b, mountpoint, log)
+}
+
+// mountBackend mounts an opened backend; it closes b if mounting fails.
+func mountBackend(cfg *options.Config, b backend.Backend, mountpoint string, log *slog.Logger) (*Mounted, error) {
+	// The mount table shows paths with symlinks resolved. Resolve now,
+	// while the path is still a plain directory: afterwards a lookup of
+	// it would be a request to our own mount.
+	tablePath := mountpoint
+	if p, err := filepath.EvalSymlinks(mountpoint); err == nil {
+		tablePath = p
 	}
 	fo := cfg.FS
 	fo.Logger = log
@@ -86,6 +107,7 @@ func Mount(ctx context.Context, cfg *options.Config, mountpoint string, log *slo
 	m := &Mounted{
 		mountpoint: mountpoint, remote: cfg.Remote(), kind: cfg.Backend,
 		server: srv, b: b, log: log, done: make(chan struct{}),
+		tablePath: tablePath, dev: fuseDev(tablePath),
 	}
 	go func() {
 		// Wait returns when the kernel ends the FUSE session: our
@@ -127,7 +149,7 @@ func (m *Mounted) Unmount() error {
 		return nil
 	default:
 	}
-	err := m.server.Unmount()
+	err := m.unmount()
 	if err == nil {
 		<-m.done
 		return nil
@@ -192,10 +214,17 @@ func (m *Mounted) Status() Status {
 	return st
 }
 
-// Alive checks that the mount answers: the FUSE session is running and a
-// stat of the mountpoint returns within ctx's deadline (5s if ctx has
-// none). The stat runs in its own goroutine, so a hung mount cannot block
-// the caller past the deadline.
+// Alive checks, from inside the process, that the mount still works: the
+// FUSE server has not stopped, the mount table still shows this mount's
+// connection on the mountpoint, and the backend answers a Stat of its root
+// within ctx's deadline (5s if ctx has none).
+//
+// It never makes a system call on the mountpoint itself (no stat or
+// statfs): a request to our own FUSE mount is answered by this very
+// process, and if the process is SIGKILLed while one of its threads waits
+// for such an answer, the kernel waits uninterruptibly for a reply only
+// the dying process could give, leaving it a zombie holding the
+// connection until someone aborts it through fusectl.
 func (m *Mounted) Alive(ctx context.Context) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -207,25 +236,107 @@ func (m *Mounted) Alive(ctx context.Context) error {
 		return fmt.Errorf("%s is no longer mounted", m.mountpoint)
 	default:
 	}
+	if err := m.inMountTable(); err != nil {
+		return err
+	}
 	res := make(chan error, 1)
 	go func() {
-		var st unix.Statfs_t
-		err := unix.Statfs(m.mountpoint, &st)
-		if err == nil && st.Type != fuseSuperMagic {
-			err = fmt.Errorf("%s is not a FUSE mount any more (filesystem type %#x)", m.mountpoint, st.Type)
-		}
+		// Backend calls honour ctx; the goroutine and the buffered
+		// channel only guard against a backend that does not.
+		_, err := m.b.Stat(ctx, ".")
 		res <- err
 	}()
 	select {
 	case err := <-res:
 		if err != nil {
-			return fmt.Errorf("mount %s does not answer: %w", m.mountpoint, err)
+			return fmt.Errorf("mount %s: the storage does not answer: %w", m.mountpoint, err)
 		}
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("mount %s does not answer: %w", m.mountpoint, ctx.Err())
+		return fmt.Errorf("mount %s: the storage does not answer: %w", m.mountpoint, ctx.Err())
 	}
 }
 
-// fuseSuperMagic is f_type of a FUSE file system (linux/magic.h).
-const fuseSuperMagic = 0x65735546
+// inMountTable checks /proc/self/mountinfo for this mount: the topmost
+// mount on the mountpoint must be a FUSE mount with our device. Someone
+// may have detached it (umount -l) while a file kept the session alive;
+// the server still runs then, but nothing reaches it through the path.
+func (m *Mounted) inMountTable() error {
+	if m.dev == "" {
+		// Not found right after mounting either (an unusual mount
+		// namespace or path): nothing to compare against.
+		return nil
+	}
+	ms, err := mountinfo.Read()
+	if err != nil {
+		// Not a verdict on the mount; the backend probe still runs.
+		m.log.Debug("liveness: cannot read the mount table", "err", err)
+		return nil
+	}
+	var top *mountinfo.Mount
+	for i := range ms {
+		if ms[i].Mountpoint == m.tablePath {
+			top = &ms[i]
+		}
+	}
+	switch {
+	case top == nil:
+		return fmt.Errorf("%s is no longer mounted (not in the mount table)", m.mountpoint)
+	case !isFUSE(top.FSType):
+		return fmt.Errorf("%s is not a FUSE mount any more (filesystem type %s on top)", m.mountpoint, top.FSType)
+	case top.Dev != m.dev:
+		return fmt.Errorf("%s shows another FUSE mount (device %s, ours was %s)", m.mountpoint, top.Dev, m.dev)
+	}
+	return nil
+}
+
+// unmount asks the kernel to unmount, retrying briefly while the mount is
+// busy (files the last user just closed can take a moment to be
+// released). As root it calls umount(2) directly: go-fuse's Unmount falls
+// back to running fusermount, which would look up the mountpoint through
+// our own mount. Without the privilege, fusermount is the only way.
+func (m *Mounted) unmount() error {
+	delay := 5 * time.Millisecond
+	var err error
+	for range 5 {
+		err = unix.Unmount(m.mountpoint, 0)
+		if err == nil || !errors.Is(err, unix.EBUSY) {
+			break
+		}
+		time.Sleep(delay)
+		delay *= 2
+	}
+	if errors.Is(err, unix.EPERM) {
+		return m.server.Unmount()
+	}
+	if errors.Is(err, unix.EINVAL) {
+		// Not a mountpoint any more: unmounted from outside; Done
+		// closes once the kernel ends the session.
+		select {
+		case <-m.done:
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
+	return err
+}
+
+// fuseDev returns the device of the topmost FUSE mount on mp, or "".
+func fuseDev(mp string) string {
+	ms, err := mountinfo.Read()
+	if err != nil {
+		return ""
+	}
+	dev := ""
+	for _, m := range ms {
+		if m.Mountpoint == mp {
+			dev = ""
+			if isFUSE(m.FSType) {
+				dev = m.Dev
+			}
+		}
+	}
+	return dev
+}
+
+func isFUSE(fstype string) bool { return fstype == "fuse" || strings.HasPrefix(fstype, "fuse.") }
