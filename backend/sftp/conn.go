@@ -93,6 +93,7 @@ type conn struct {
 	wake        chan struct{} // closed and replaced whenever cur changes
 	reconnects  int
 	lastErr     string
+	downSince   time.Time // when cur became nil; zero while connected
 	loopRunning bool
 	closed      bool
 }
@@ -123,6 +124,7 @@ func (c *conn) install(cl *psftp.Client, closer io.Closer) {
 	c.gen++
 	t := &transport{client: cl, closer: closer, gen: c.gen, dead: make(chan struct{})}
 	c.cur = t
+	c.downSince = time.Time{}
 	close(c.wake)
 	c.wake = make(chan struct{})
 	c.wg.Add(1)
@@ -204,6 +206,7 @@ func (c *conn) kill(t *transport, why error) {
 	c.mu.Lock()
 	if c.cur == t {
 		c.cur = nil
+		c.downSince = time.Now()
 		c.lastErr = why.Error()
 		if !c.closed {
 			c.log.Warn("sftp connection lost; reconnecting", "error", why.Error(), "generation", t.gen)
@@ -262,7 +265,14 @@ func (c *conn) reconnectLoop() {
 var errClosedBackend = errors.New("sftp backend is closed")
 
 // get returns the current transport, waiting for a reconnect until ctx
-// ends.
+// ends or the outage is op_timeout old, whichever comes first.
+//
+// The second bound makes an outage cost each caller at most one
+// op_timeout: once the server has been unreachable that long, calls fail
+// at once (the reconnect loop goes on trying) instead of each waiting
+// op_timeout again. Without it one open(2) of a cached name, which the
+// kernel may turn into LOOKUP, GETATTR of the parent and LOOKUP again,
+// took three op_timeouts during a network cut.
 func (c *conn) get(ctx context.Context) (*transport, error) {
 	for {
 		c.mu.Lock()
@@ -274,11 +284,24 @@ func (c *conn) get(ctx context.Context) (*transport, error) {
 			c.mu.Unlock()
 			return t, nil
 		}
-		wake, last := c.wake, c.lastErr
+		wake, last, since := c.wake, c.lastErr, c.downSince
 		c.mu.Unlock()
+		wait := time.Until(since.Add(c.opTimeout))
+		if since.IsZero() {
+			wait = c.opTimeout
+		}
+		if wait <= 0 {
+			return nil, fmt.Errorf("not connected to the server for %v (reconnecting; last error: %s)",
+				time.Since(since).Round(100*time.Millisecond), last)
+		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-wake:
+			timer.Stop()
+		case <-timer.C:
+			// Loop: the check above reports the outage.
 		case <-ctx.Done():
+			timer.Stop()
 			return nil, fmt.Errorf("not connected to the server (reconnecting; last error: %s): %w", last, ctx.Err())
 		}
 	}

@@ -129,6 +129,63 @@ func TestFaultStallTimesOut(t *testing.T) {
 	}
 }
 
+// TestFaultOutageCostsOneOpTimeout: during a long outage the first calls
+// wait at most op_timeout (measured from when the connection was lost)
+// for a reconnect; once the outage is older than that, calls fail at once
+// instead of each waiting op_timeout again, and the backend still
+// recovers when the server is back.
+func TestFaultOutageCostsOneOpTimeout(t *testing.T) {
+	_, px, b, _ := faultSetup(t)
+	ctx := context.Background()
+	if _, err := b.Stat(ctx, "."); err != nil {
+		t.Fatal(err)
+	}
+	px.SetStall(true)
+	// Keepalives (300ms x 2) notice the stall; no call is in flight.
+	deadline := time.Now().Add(3 * time.Second)
+	for b.Status().State == StateConnected {
+		if time.Now().After(deadline) {
+			t.Fatal("keepalives did not detect the stall within 3s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	lost := time.Now()
+	start := time.Now()
+	if _, err := b.Stat(ctx, "."); err == nil {
+		t.Fatal("Stat during the outage succeeded")
+	}
+	first := time.Since(start)
+	// op_timeout is 2s and counts from the loss, not from the call.
+	if first > 2*time.Second+500*time.Millisecond {
+		t.Fatalf("first Stat in the outage took %v; want at most op_timeout (2s) after the loss", first)
+	}
+	if time.Since(lost) < 2*time.Second {
+		time.Sleep(2*time.Second - time.Since(lost))
+	}
+	for i := 0; i < 3; i++ {
+		start := time.Now()
+		_, err := b.Lstat(ctx, "x")
+		if err == nil {
+			t.Fatal("Lstat during the outage succeeded")
+		}
+		if d := time.Since(start); d > 300*time.Millisecond {
+			t.Fatalf("call %d, %v into an outage older than op_timeout, took %v; want an immediate error", i, time.Since(lost), d)
+		}
+		t.Logf("call %d failed after %v: %v", i, time.Since(start).Round(time.Millisecond), err)
+	}
+	px.SetStall(false)
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		if _, err := b.Stat(ctx, "."); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("backend did not recover after the outage")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func TestFaultKeepaliveDetectsIdleStall(t *testing.T) {
 	_, px, b, _ := faultSetup(t)
 	px.SetStall(true)
