@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sftpfs/sftpfs/internal/sshdtest"
 	"github.com/sftpfs/sftpfs/internal/testenv"
 
 	"github.com/sftpfs/sftpfs/internal/mountinfo"
@@ -91,7 +92,8 @@ type cluster struct {
 	t       *testing.T
 	repo    string
 	nodes   []*node // nodes[0] is the manager
-	sshd    *sshd
+	sshd    *sshdtest.Server
+	sshdKey []byte // the client's private key, copied into every node's secrets
 	remote  string // directory on this machine that volumes point into
 	tmp     string
 	stopped map[string]bool // namespaces whose engine a test killed
@@ -162,22 +164,41 @@ func setup(t *testing.T) *cluster {
 	if errs := teardown(t.Logf, mgr); len(errs) > 0 {
 		t.Fatalf("could not clean up an earlier run: %v", errs)
 	}
-	t.Cleanup(func() {
+	cleanup := func() {
 		if t.Failed() {
 			c.dumpLogs()
 		}
 		// Plugins first, so their SFTP sessions are gone before sshd.
 		errs := teardown(t.Logf, mgr)
-		c.sshd.stop()
+		if c.sshd != nil {
+			c.sshd.Stop()
+		}
 		errs = append(errs, leftovers()...)
 		if len(errs) > 0 {
 			t.Errorf("teardown left things behind:\n%s", strings.Join(errs, "\n"))
+		}
+	}
+	// Until sshd runs, this cleanup covers a setup that fails; after,
+	// the one registered below runs first (cleanups run last-in
+	// first-out) and before sshdtest's own, so sshd outlives the
+	// plugins' sessions.
+	t.Cleanup(func() {
+		if c.sshd == nil {
+			cleanup()
 		}
 	})
 
 	start := time.Now()
 	c.network()
-	c.sshd = startSSHD(t, hostAddr)
+	// The nodes live in their own network namespaces: sshd listens on
+	// the bridge address of the root namespace, which they all reach.
+	c.sshd = sshdtest.Start(t, sshdtest.Options{ListenHost: hostAddr})
+	t.Cleanup(cleanup)
+	key, err := os.ReadFile(c.sshd.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.sshdKey = key
 	c.remote = filepath.Join(c.tmp, "remote")
 	os.MkdirAll(c.remote, 0o755)
 	pluginDir, imageDir := c.artifacts()
@@ -331,7 +352,7 @@ func (c *cluster) install(n *node, pluginDir, imageDir string) {
 	if err := os.MkdirAll(n.secrets, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(n.secrets, keyName), c.sshd.key, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(n.secrets, keyName), c.sshdKey, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	n.run("plugin", "rm", "-f", pluginName)
@@ -381,7 +402,7 @@ func (c *cluster) dumpLogs() {
 		}
 	}
 	if c.sshd != nil {
-		l := c.sshd.logs.String()
+		l := c.sshd.Logs()
 		if len(l) > 4000 {
 			l = l[len(l)-4000:]
 		}

@@ -21,8 +21,8 @@ import (
 // pinned host key and short timeouts so a dead link is noticed quickly.
 func (c *cluster) volOpts(dir string) []string {
 	return []string{
-		"host=" + hostAddr, "port=" + strconv.Itoa(c.sshd.port), "user=root", "path=" + dir,
-		"identity=" + keyName, "hostkey=" + c.sshd.fingerprint,
+		"host=" + hostAddr, "port=" + strconv.Itoa(c.sshd.Port), "user=" + c.sshd.User, "path=" + dir,
+		"identity=" + keyName, "hostkey=" + c.sshd.HostKeyFingerprint,
 		"connect_timeout=3s", "op_timeout=4s", "keepalive=1s", "keepalive_count=2",
 	}
 }
@@ -359,6 +359,15 @@ exec sleep 600`)
 		// that the same task survives.
 		c.manager().must(t, "swarm", "update", "--dispatcher-heartbeat", "30s")
 		defer c.manager().run("swarm", "update", "--dispatcher-heartbeat", "5s")
+		// The manager arms each node's expiry timer at that node's next
+		// heartbeat, with the period it hands out then: until every
+		// node has heartbeated once more, the old 5s period (node down
+		// after 3 missed periods, 15s) still applies, and a 12s cut
+		// that starts a few seconds after the last heartbeat outlives
+		// it (seen in CI: the node was marked down and its task
+		// replaced). Two old periods after the update every node runs
+		// on the new timer.
+		heartbeatSettled := time.Now().Add(11 * time.Second)
 		dir := c.serverDir(t, "cut")
 		svc := svcPrefix + "cut"
 		cut := c.nodes[2]
@@ -376,6 +385,7 @@ exec sleep 600`)
 		// node's Swarm agent then re-registers and the manager replaces
 		// the task when the link returns, so the same task cannot be
 		// watched recovering.)
+		time.Sleep(time.Until(heartbeatSettled))
 		down := time.Now()
 		blackhole(t, cut.addr, true)
 		defer blackhole(t, cut.addr, false)

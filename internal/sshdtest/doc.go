@@ -1,4 +1,5 @@
-// Package sshdtest runs a real OpenSSH sshd on 127.0.0.1 for tests.
+// Package sshdtest runs a real OpenSSH sshd for tests, on 127.0.0.1 unless
+// told another address of this machine.
 //
 // Tests about SSH behaviour (host key checking, certificates, reconnects
 // after a server restart, what OpenSSH's SFTP server really answers) must

@@ -57,12 +57,17 @@ type Options struct {
 	// HostKeyType is "ed25519" (default), "ecdsa" (P-256) or "rsa"
 	// (3072 bits).
 	HostKeyType string
+	// ListenHost is the address sshd listens on, default 127.0.0.1.
+	// Tests whose clients live in other network namespaces (the Swarm
+	// nodes) give an address of a bridge they created.
+	ListenHost string
 }
 
 // Server is a running sshd. The fields do not change after Start,
 // Restart included.
 type Server struct {
-	// Addr is "127.0.0.1:PORT"; Host and Port are its parts.
+	// Addr is "HOST:PORT" (HOST is Options.ListenHost, default
+	// 127.0.0.1); Host and Port are its parts.
 	Addr string
 	Host string
 	Port int
@@ -96,7 +101,7 @@ type Server struct {
 }
 
 // Start generates keys and configuration in a fresh temporary directory,
-// runs sshd on a free port of 127.0.0.1 and waits until it sends its SSH
+// runs sshd on a free port of Options.ListenHost (default 127.0.0.1) and waits until it sends its SSH
 // banner. It stops the test (skip or, in CI, fail) when not root or when
 // sshd is missing, and fails it when sshd does not come up. t.Cleanup
 // stops the server, and logs its output when the test failed.
@@ -113,7 +118,11 @@ func Start(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatalf("sshdtest: looking up the current user: %v", err)
 	}
-	s := &Server{t: t, Dir: t.TempDir(), Host: "127.0.0.1", User: u.Username, logs: &syncBuffer{}}
+	host := o.ListenHost
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	s := &Server{t: t, Dir: t.TempDir(), Host: host, User: u.Username, logs: &syncBuffer{}}
 	s.configFile = filepath.Join(s.Dir, "sshd_config")
 	if err := s.writeKeys(o); err != nil {
 		t.Fatalf("sshdtest: %v", err)
@@ -129,7 +138,7 @@ func Start(t testing.TB, o Options) *Server {
 	// exits with "Address already in use" and we try another.
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		port, err := freePort()
+		port, err := freePort(s.Host)
 		if err != nil {
 			t.Fatalf("sshdtest: finding a free port: %v", err)
 		}
@@ -383,8 +392,8 @@ func processTree(root int) []proc {
 	return out
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return 0, err
 	}
