@@ -29,6 +29,10 @@ type File struct {
 	t      *transport
 	h      *psftp.File
 	closed bool
+	// fresh holds the FSTAT answer from creation until the first Stat,
+	// WriteAt or Truncate (see fixMode).
+	fresh    os.FileInfo
+	freshGen uint64 // b.mutations when fresh was fetched
 }
 
 var _ backend.File = (*File)(nil)
@@ -62,7 +66,7 @@ func (b *Backend) OpenFile(ctx context.Context, name string, flag int, perm fs.F
 		err = f.open(ctx, fl)
 		if err == nil {
 			if fl&os.O_EXCL != 0 {
-				if err := f.chmod(perm & modeBits); err != nil {
+				if err := f.fixMode(perm & modeBits); err != nil {
 					f.Close()
 					return nil, pathErr("open", name, err)
 				}
@@ -150,6 +154,42 @@ func (f *File) chmod(mode fs.FileMode) error {
 	return err
 }
 
+// fixMode gives a file this call created the mode the caller asked for.
+// pkg/sftp's OPEN carries no attributes, so the server created it with
+// its own default (OpenSSH: 0666 &^ umask, usually 0644). An FSTAT tells
+// whether an FSETSTAT is needed at all; its answer is kept for the Stat
+// that the mount makes right after creating, so in the common case the
+// create costs OPEN+FSTAT instead of OPEN+FSETSTAT+FSTAT.
+func (f *File) fixMode(mode fs.FileMode) error {
+	gen := f.b.mutations.Load()
+	fi, err := fileCall(f, func(h *psftp.File) (os.FileInfo, error) { return h.Stat() })
+	if err != nil {
+		// A server refusing FSTAT can still take the FSETSTAT; a lost
+		// connection fails that too.
+		return f.chmod(mode)
+	}
+	if fi.Mode()&modeBits == mode {
+		f.mu.Lock()
+		f.fresh, f.freshGen = fi, gen
+		f.mu.Unlock()
+		return nil
+	}
+	return f.chmod(mode)
+}
+
+// takeFresh returns (once) the attributes fetched when the file was
+// created, if nothing was done through the handle since.
+func (f *File) takeFresh() os.FileInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fi := f.fresh
+	f.fresh = nil
+	if fi == nil || f.b.mutations.Load() != f.freshGen {
+		return nil
+	}
+	return fi
+}
+
 type ioResult struct {
 	n   int
 	err error
@@ -181,6 +221,8 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, errnoErr("write", f.name, syscall.EINVAL)
 	}
+	f.takeFresh()
+	f.b.mutations.Add(1)
 	n, err := fileCall(f, func(h *psftp.File) (int, error) { return h.WriteAt(p, off) })
 	if err != nil {
 		return n, f.err("write", err)
@@ -193,6 +235,8 @@ func (f *File) Truncate(size int64) error {
 	if size < 0 {
 		return errnoErr("truncate", f.name, syscall.EINVAL)
 	}
+	f.takeFresh()
+	f.b.mutations.Add(1)
 	_, err := fileCall(f, func(h *psftp.File) (struct{}, error) { return struct{}{}, h.Truncate(size) })
 	return f.err("truncate", err)
 }
@@ -216,6 +260,9 @@ func (f *File) Sync() error {
 
 // Stat uses FSTAT on the handle.
 func (f *File) Stat() (backend.FileInfo, error) {
+	if fi := f.takeFresh(); fi != nil {
+		return toInfo(baseName(f.name), fi), nil
+	}
 	fi, err := fileCall(f, func(h *psftp.File) (os.FileInfo, error) { return h.Stat() })
 	if err != nil {
 		return backend.FileInfo{}, f.err("stat", err)
@@ -232,6 +279,7 @@ func (f *File) Close() error {
 		return &fs.PathError{Op: "close", Path: f.name, Err: fs.ErrClosed}
 	}
 	f.closed = true
+	f.fresh = nil
 	t, h := f.t, f.h
 	f.mu.Unlock()
 	if t == nil || t.isDead() {

@@ -11,6 +11,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -61,6 +62,10 @@ type Backend struct {
 	remote string
 	log    *slog.Logger
 	hk     *seenHostKey
+	// mutations counts changes made through this backend (path calls and
+	// writes through any handle); a File's creation-time attributes are
+	// reused only while it is unchanged.
+	mutations atomic.Uint64
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -251,6 +256,7 @@ func toInfo(name string, fi os.FileInfo) backend.FileInfo {
 
 // do is call for operations that return only an error.
 func (b *Backend) do(ctx context.Context, idempotent bool, fn func(*psftp.Client) error) error {
+	b.mutations.Add(1)
 	_, err := call(b.c, ctx, idempotent, func(t *transport) (struct{}, error) { return struct{}{}, fn(t.client) }, nil)
 	return err
 }
