@@ -16,12 +16,14 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/docker/go-plugins-helpers/volume"
 	"golang.org/x/sys/unix"
 
+	"github.com/sftpfs/sftpfs/internal/mountinfo"
 	"github.com/sftpfs/sftpfs/options"
 )
 
@@ -169,9 +171,30 @@ func New(cfg Config) (*Driver, error) {
 	return d, nil
 }
 
-// cleanStale detaches every mount below MountRoot: after a crash or a
-// plugin restart they are dead FUSE mounts (ENOTCONN) or orphaned guards.
+// cleanStale releases every mount below MountRoot: after a crash or a
+// plugin restart they are FUSE mounts whose server was the previous
+// process, or orphaned guards. The FUSE connections are aborted first, so
+// processes blocked on a wedged one (a SIGKILLed plugin whose thread still
+// waited on its own mount) get ENOTCONN at once, then everything is
+// detached lazily. Nothing here makes a system call through the stale
+// mounts: a lookup of one could block forever.
 func (d *Driver) cleanStale() {
+	all, err := mountinfo.Read()
+	if err != nil {
+		d.log.Warn("could not list stale mounts", "error", err)
+		return
+	}
+	prefix := filepath.Clean(d.cfg.MountRoot) + "/"
+	var below []mountinfo.Mount
+	for _, m := range all {
+		if strings.HasPrefix(m.Mountpoint, prefix) {
+			below = append(below, m)
+		}
+	}
+	if len(below) == 0 {
+		return
+	}
+	abortFUSE(below, d.log)
 	mps, err := mountsBelow(d.cfg.MountRoot)
 	if err != nil {
 		d.log.Warn("could not list stale mounts", "error", err)
@@ -478,7 +501,11 @@ func (d *Driver) mountLocked(v *vol) error {
 		d.mu.Unlock()
 		return err
 	}
-	if err := os.MkdirAll(mp, 0o755); err != nil {
+	// Mkdir, not MkdirAll: MkdirAll stats the path first, and a stat of
+	// a path with a FUSE mount on it is a request to that filesystem,
+	// which may be dead or wedged. mkdir(2) of an existing name fails in
+	// the parent directory without crossing into the mount.
+	if err := os.Mkdir(mp, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fail(fmt.Errorf("creating the mountpoint %s: %w", mp, err))
 	}
 	if d.cfg.Guard && !guarded {
