@@ -6,7 +6,11 @@
 // key by reference and a pinned host key, containers that write and read,
 // :ro, a non-root user, bad options, inspect output, remove, --mount
 // volume-opt, plugin disable/enable, a dockerd restart and a single-node
-// Swarm service.
+// Swarm service. TestEdge covers Docker's edge cases (run --rm churn,
+// SIGKILLed containers, prune, compose down -v, nested paths, disable in
+// use); TestPluginUpgrade pushes two builds to a throwaway local registry
+// (Debian's docker-registry) and checks that `docker plugin upgrade` keeps
+// volumes, options, settings and data.
 //
 // They need root, /dev/fuse, a running dockerd (scripts/deps.sh starts one,
 // logging to /var/log/sftpfs-dockerd.log) and /bin/busybox from Debian's

@@ -132,14 +132,34 @@ func repoRoot(t *testing.T) string {
 	return filepath.Dir(wd)
 }
 
-func setup(t *testing.T) *harness {
+// requireDocker skips (fails under CI=true) unless this is root with
+// FUSE, a running Docker engine and Debian's static busybox.
+func requireDocker(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.LookPath(t, "docker")
 	testenv.RequireFUSE(t)
 	_, err := docker(context.Background(), "info")
 	testenv.Require(t, "a running Docker engine (`docker info` failed; scripts/deps.sh starts one)", err == nil)
 	testenv.Require(t, "/bin/busybox (Debian package busybox-static)", fileExists("/bin/busybox"))
+}
 
+// buildImage builds tag: a FROM-scratch image with Debian's static
+// busybox as entrypoint; its /data/seed.txt exercises Docker's copy-up
+// into empty volumes.
+func (h *harness) buildImage(tag string) {
+	h.t.Helper()
+	ctxDir := h.t.TempDir()
+	if out, err := exec.Command("cp", "/bin/busybox", filepath.Join(ctxDir, "busybox")).CombinedOutput(); err != nil {
+		h.t.Fatalf("cp busybox: %v %s", err, out)
+	}
+	os.MkdirAll(filepath.Join(ctxDir, "data"), 0o755)
+	os.WriteFile(filepath.Join(ctxDir, "data", "seed.txt"), []byte("from the image\n"), 0o644)
+	os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte("FROM scratch\nCOPY busybox /bin/busybox\nCOPY data /data\nENTRYPOINT [\"/bin/busybox\"]\n"), 0o644)
+	h.must("build", "-q", "-t", tag, ctxDir)
+}
+
+func setup(t *testing.T) *harness {
+	requireDocker(t)
 	h := &harness{t: t, repo: repoRoot(t), suffix: strconv.FormatUint(rand.Uint64()%1e6, 36)}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -162,16 +182,7 @@ func setup(t *testing.T) *harness {
 		docker(context.Background(), "plugin", "rm", "-f", plugin)
 	})
 
-	// A FROM-scratch image with Debian's static busybox; /data/seed.txt
-	// exercises Docker's copy-up into empty volumes.
-	ctxDir := t.TempDir()
-	if out, err := exec.Command("cp", "/bin/busybox", filepath.Join(ctxDir, "busybox")).CombinedOutput(); err != nil {
-		t.Fatalf("cp busybox: %v %s", err, out)
-	}
-	os.MkdirAll(filepath.Join(ctxDir, "data"), 0o755)
-	os.WriteFile(filepath.Join(ctxDir, "data", "seed.txt"), []byte("from the image\n"), 0o644)
-	os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte("FROM scratch\nCOPY busybox /bin/busybox\nCOPY data /data\nENTRYPOINT [\"/bin/busybox\"]\n"), 0o644)
-	h.must("build", "-q", "-t", image, ctxDir)
+	h.buildImage(image)
 
 	h.sshd = sshdtest.Start(t, sshdtest.Options{})
 	h.remote = t.TempDir()
