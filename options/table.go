@@ -161,7 +161,7 @@ func Table() []Option {
 		{Name: OptConnectTimeout, Kind: Duration, Default: "10s", Group: GroupConnection,
 			Help: "Limit for TCP connect plus SSH handshake and authentication."},
 		{Name: OptOpTimeout, Kind: Duration, Default: "30s", Group: GroupConnection,
-			Help: "Limit for every remote operation; when it expires the connection is considered dead and re-established."},
+			Help: "Limit for every remote operation; when it expires the operation fails (EIO) and the connection is re-established. While the server stays unreachable, operations fail at once after the first op_timeout of the outage instead of each waiting again."},
 		{Name: OptKeepalive, Kind: Duration, Default: "15s", Group: GroupConnection,
 			Help: "Interval of SSH keepalive requests that detect a dead server."},
 		{Name: OptKeepaliveCount, Kind: Int, Default: "3", Group: GroupConnection,
