@@ -16,6 +16,16 @@ import (
 // list reads directory n, sorted by name so that a listing read in
 // several chunks (and re-read after a seek) is stable.
 func (n *node) list(ctx context.Context) ([]backend.FileInfo, syscall.Errno) {
+	fis, errno := n.listUnsorted(ctx)
+	if errno != 0 {
+		return nil, errno
+	}
+	slices.SortFunc(fis, func(a, b backend.FileInfo) int { return strings.Compare(a.Name, b.Name) })
+	return fis, 0
+}
+
+// listUnsorted reads directory n in the backend's order.
+func (n *node) listUnsorted(ctx context.Context) ([]backend.FileInfo, syscall.Errno) {
 	p, ok := n.path()
 	if !ok {
 		return nil, syscall.ENOENT
@@ -24,7 +34,6 @@ func (n *node) list(ctx context.Context) ([]backend.FileInfo, syscall.Errno) {
 	if err != nil {
 		return nil, n.errno("readdir", p, err)
 	}
-	slices.SortFunc(fis, func(a, b backend.FileInfo) int { return strings.Compare(a.Name, b.Name) })
 	return fis, 0
 }
 
@@ -55,12 +64,15 @@ func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 
 // OpendirHandle reads the whole listing at opendir time, so that errors
 // (ENOTDIR, EACCES) surface from opendir(3) as on a local filesystem.
+// The listing also becomes the directory's snapshot (dircache.go).
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	seq := n.fsys.dc.begin()
 	fis, errno := n.list(ctx)
 	if errno != 0 {
 		return nil, 0, errno
 	}
-	return &dirHandle{node: n, entries: fis}, 0, 0
+	n.fsys.dc.store(n, seq, fis)
+	return &dirHandle{node: n, entries: fis, seq: seq}, 0, 0
 }
 
 // dirHandle is an open directory. Besides "." and ".." it serves the
@@ -76,7 +88,9 @@ type dirHandle struct {
 	node    *node
 	mu      sync.Mutex
 	entries []backend.FileInfo
-	pos     int
+	// seq is the dirCache sequence number at which entries were read.
+	seq uint64
+	pos int
 	// last is the entry most recently returned by Readdirent; go-fuse
 	// calls Lookup right after for that very name.
 	last int
@@ -110,11 +124,13 @@ func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if off == 0 {
+		seq := d.node.fsys.dc.begin()
 		fis, errno := d.node.list(ctx)
 		if errno != 0 {
 			return errno
 		}
-		d.entries = fis
+		d.node.fsys.dc.store(d.node, seq, fis)
+		d.entries, d.seq = fis, seq
 	}
 	d.pos = int(min(off, uint64(len(d.entries)+2)))
 	return 0
@@ -134,15 +150,12 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 			}
 		}
 	}
+	seq := d.seq
 	d.mu.Unlock()
-	if ch := d.node.GetChild(name); found && ch != nil {
-		if cn, ok := ch.Operations().(*node); ok {
-			if _, pending := cn.writeState(); pending {
-				// The listing predates writes still in flight; the
-				// size must include them.
-				found = false
-			}
-		}
+	if found && !d.node.trusted(name, seq) {
+		// The listing predates writes (or other attribute changes)
+		// made through this mount, or writes are still in flight.
+		found = false
 	}
 	if !found {
 		// Not from this listing (should not happen); ask the backend.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -27,6 +28,9 @@ type fileHandle struct {
 	// that close(2) of a file that was only read costs no round trip.
 	dirtyMu sync.Mutex
 	dirty   bool
+	// wrote is set once anything was written or truncated through the
+	// handle; Release then marks the node's listing entries unknown.
+	wrote atomic.Bool
 	// ra is the read-ahead pipeline and wb the write-behind state
 	// (readahead.go, writebehind.go); nil when disabled.
 	ra *readAhead
@@ -92,6 +96,7 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 	var n int
 	errno := h.with(func(f backend.File) syscall.Errno {
 		h.setDirty(true)
+		h.wrote.Store(true)
 		if h.wb != nil {
 			if errno := h.writeAsync(data, off); errno != 0 {
 				return errno
@@ -101,6 +106,7 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 		}
 		var err error
 		n, err = f.WriteAt(data, off)
+		h.node.markChanged()
 		if err != nil {
 			return h.errno("write", err)
 		}
@@ -169,6 +175,9 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 	// Writes in flight use h.f without holding h.mu; they must end
 	// before it is closed. Their error was reported by Flush.
 	_ = h.waitWrites()
+	if h.wrote.Load() {
+		h.node.childChanged()
+	}
 	if h.ra != nil {
 		h.ra.close()
 	}
@@ -201,6 +210,7 @@ func (h *fileHandle) stat() (backend.FileInfo, syscall.Errno) {
 func (h *fileHandle) truncate(size int64) syscall.Errno {
 	return h.with(func(f backend.File) syscall.Errno {
 		h.setDirty(true)
+		h.wrote.Store(true)
 		if err := h.waitWrites(); err != nil {
 			return h.errno("ftruncate", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,6 +25,8 @@ type filesystem struct {
 	o    Options
 	log  *slog.Logger
 	root *node
+	// dc keeps recent listings to answer lookups (dircache.go).
+	dc *dirCache
 }
 
 // node is a file, directory or symlink. It stores no path: the path is
@@ -39,18 +42,32 @@ type node struct {
 	mu      sync.Mutex
 	last    backend.FileInfo
 	hasLast bool
+	// lastAt is when last was read from the backend.
+	lastAt time.Time
+	// kc describes the kernel page cache for keep_cache (keepcache.go).
+	kc pageCacheState
 	// refusedLogged is set once a refused symlink target has been
 	// warned about, so a client retrying readlink cannot flood the log.
 	refusedLogged bool
 
 	// w tracks writes in flight through any handle (writebehind.go).
 	w nodeWrites
+
+	// changed is the dirCache sequence number of the latest change made
+	// through this mount to this node's attributes or, for a directory,
+	// its entries (dircache.go).
+	changed atomic.Uint64
 }
 
 // remember records fi as n's latest attributes.
 func (n *node) remember(fi backend.FileInfo) {
+	n.rememberAt(fi, time.Now())
+}
+
+// rememberAt records fi, read from the backend at at.
+func (n *node) rememberAt(fi backend.FileInfo, at time.Time) {
 	n.mu.Lock()
-	n.last, n.hasLast = fi, true
+	n.last, n.hasLast, n.lastAt = fi, true, at
 	n.mu.Unlock()
 }
 
@@ -127,18 +144,23 @@ func (n *node) isRoot() bool { return n == n.fsys.root }
 // the kernel keeps it; otherwise a new inode with an automatic number is
 // made.
 func (n *node) newChild(ctx context.Context, name string, fi backend.FileInfo, out *fuse.EntryOut, reuse bool) *fs.Inode {
+	return n.newChildAt(ctx, name, fi, out, reuse, time.Now())
+}
+
+// newChildAt is newChild for attributes read from the backend at at.
+func (n *node) newChildAt(ctx context.Context, name string, fi backend.FileInfo, out *fuse.EntryOut, reuse bool, at time.Time) *fs.Inode {
 	typ := typeBits(fi.Mode)
 	n.fsys.fillAttr(fi, &out.Attr)
 	if reuse {
 		if ch := n.GetChild(name); ch != nil && ch.StableAttr().Mode == typ {
 			if cn, ok := ch.Operations().(*node); ok {
-				cn.remember(fi)
+				cn.rememberAt(fi, at)
 			}
 			return ch
 		}
 	}
 	cn := &node{fsys: n.fsys}
-	cn.remember(fi)
+	cn.rememberAt(fi, at)
 	return n.NewInode(ctx, cn, fs.StableAttr{Mode: typ})
 }
 
@@ -147,6 +169,43 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	if errno != 0 {
 		return nil, errno
 	}
+	if in, errno, ok := n.lookupSnap(ctx, name, out); ok {
+		return in, errno
+	}
+	if wait := n.fsys.dc.miss(bctx(ctx), n); wait != nil {
+		<-wait
+		if in, errno, ok := n.lookupSnap(ctx, name, out); ok {
+			return in, errno
+		}
+	}
+	return n.lookupBackend(ctx, name, p, out)
+}
+
+// lookupSnap answers a lookup from n's listing snapshot (dircache.go);
+// ok is false when the snapshot cannot answer it.
+func (n *node) lookupSnap(ctx context.Context, name string, out *fuse.EntryOut) (in *fs.Inode, errno syscall.Errno, ok bool) {
+	fi, res, age, seq := n.fsys.dc.lookup(n, name)
+	switch res {
+	case snapAbsent:
+		return nil, syscall.ENOENT, true
+	case snapFound:
+		if !n.trusted(name, seq) {
+			return nil, 0, false
+		}
+	default:
+		return nil, 0, false
+	}
+	in = n.newChildAt(ctx, name, fi, out, true, time.Now().Add(-age))
+	// The kernel may keep the answer only for what is left of the
+	// timeouts: its age counts.
+	o := n.fsys.o
+	out.SetEntryTimeout(max(o.EntryTimeout-age, time.Nanosecond))
+	out.SetAttrTimeout(max(o.AttrTimeout-age, time.Nanosecond))
+	return in, 0, true
+}
+
+// lookupBackend asks the backend for name (at path p) in n.
+func (n *node) lookupBackend(ctx context.Context, name, p string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	if ch := n.GetChild(name); ch != nil {
 		if cn, ok := ch.Operations().(*node); ok {
 			cn.drainWrites() // the size must include them
@@ -221,6 +280,9 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 	}
 	h, _ := f.(*fileHandle)
 	n.drainWrites()
+	// Whatever of the below is carried out (even when a later part
+	// fails) changes attributes a listing snapshot may hold.
+	defer n.childChanged()
 	p, reachable := n.path()
 	needPath := func() syscall.Errno {
 		if !reachable {
@@ -332,11 +394,23 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if !ok {
 		return nil, 0, syscall.ENOENT
 	}
+	truncating := int(flags)&os.O_TRUNC != 0
+	cur, fresh := n.freshAttr()
 	f, err := n.fsys.b.OpenFile(bctx(ctx), p, backendFlags(flags), 0)
 	if err != nil {
 		return nil, 0, n.errno("open", p, err)
 	}
-	return newFileHandle(n, f), 0, 0
+	if truncating {
+		n.bumpWriteGen()
+		n.childChanged()
+	} else if !fresh && n.wantsKeepCache() {
+		// Cached pages might be kept: worth one round trip to know.
+		if fi, err := f.Stat(); err == nil {
+			n.remember(fi)
+			cur, fresh = fi, true
+		}
+	}
+	return newFileHandle(n, f), n.keepCache(cur, fresh, truncating), 0
 }
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
@@ -351,18 +425,25 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	perm := goPerm(mode &^ unixPerm(fsys.o.Umask))
 	f, err := fsys.b.OpenFile(bctx(ctx), p, backendFlags(flags)|os.O_CREATE, perm)
 	if err != nil {
+		fsys.dc.drop(n)
 		return nil, nil, 0, n.errno("create", p, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		_ = f.Close()
+		fsys.dc.update(n, name, nil, false)
 		return nil, nil, 0, n.errno("create", p, err)
 	}
+	fsys.dc.update(n, name, &fi, true)
 	// Without O_EXCL the name may already exist (the kernel's negative
 	// entry was stale); its node, if the kernel still holds one, is the
 	// same file and must stay the same inode.
 	ch := n.newChild(ctx, name, fi, out, true)
-	return ch, newFileHandle(ch.Operations().(*node), f), 0, 0
+	cn := ch.Operations().(*node)
+	// Pages cached for a file that had this name before are not this
+	// file's (keepcache.go).
+	cn.bumpWriteGen()
+	return ch, newFileHandle(cn, f), 0, 0
 }
 
 // created finishes Mkdir and Symlink: it stats the new entry so the
@@ -370,8 +451,10 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 func (n *node) created(ctx context.Context, op, name, p string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	fi, err := n.fsys.b.Lstat(bctx(ctx), p)
 	if err != nil {
+		n.fsys.dc.update(n, name, nil, false)
 		return nil, n.errno(op, p, err)
 	}
+	n.fsys.dc.update(n, name, &fi, true)
 	return n.newChild(ctx, name, fi, out, false), 0
 }
 
@@ -385,6 +468,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	}
 	perm := goPerm(mode &^ unixPerm(n.fsys.o.Umask))
 	if err := n.fsys.b.Mkdir(bctx(ctx), p, perm); err != nil {
+		n.fsys.dc.drop(n)
 		return nil, n.errno("mkdir", p, err)
 	}
 	return n.created(ctx, "mkdir", name, p, out)
@@ -398,7 +482,7 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if errno != 0 {
 		return errno
 	}
-	return n.errno("rmdir", p, n.fsys.b.Rmdir(bctx(ctx), p))
+	return n.removed(name, n.errno("rmdir", p, n.fsys.b.Rmdir(bctx(ctx), p)))
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
@@ -409,7 +493,17 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if errno != 0 {
 		return errno
 	}
-	return n.errno("unlink", p, n.fsys.b.Remove(bctx(ctx), p))
+	return n.removed(name, n.errno("unlink", p, n.fsys.b.Remove(bctx(ctx), p)))
+}
+
+// removed updates the listing snapshot after unlink or rmdir of name.
+func (n *node) removed(name string, errno syscall.Errno) syscall.Errno {
+	if errno == 0 {
+		n.fsys.dc.update(n, name, nil, true)
+	} else {
+		n.fsys.dc.drop(n)
+	}
+	return errno
 }
 
 // Linux renameat2 flags (include/uapi/linux/fs.h).
@@ -445,7 +539,20 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if flags&renameNoReplace != 0 {
 		rf |= backend.RenameNoReplace
 	}
-	return n.errno("rename", from, n.fsys.b.Rename(bctx(ctx), from, to, rf))
+	dc := n.fsys.dc
+	moved, known := dc.entry(n, name)
+	if errno := n.errno("rename", from, n.fsys.b.Rename(bctx(ctx), from, to, rf)); errno != 0 {
+		dc.drop(n)
+		dc.drop(np)
+		return errno
+	}
+	dc.update(n, name, nil, true)
+	if known {
+		dc.update(np, newName, &moved, true)
+	} else {
+		dc.update(np, newName, nil, false)
+	}
+	return 0
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
@@ -460,6 +567,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 		return nil, errno
 	}
 	if err := n.fsys.b.Symlink(bctx(ctx), target, p); err != nil {
+		n.fsys.dc.drop(n)
 		return nil, n.errno("symlink", p, err)
 	}
 	return n.created(ctx, "symlink", name, p, out)
@@ -515,12 +623,17 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 		return nil, errno
 	}
 	if err := n.fsys.b.Link(bctx(ctx), from, p); err != nil {
+		n.fsys.dc.drop(n)
 		return nil, n.errno("link", p, err)
 	}
+	// The target's link count changed under its other name.
+	tn.childChanged()
 	fi, err := n.fsys.b.Lstat(bctx(ctx), p)
 	if err != nil {
+		n.fsys.dc.update(n, name, nil, false)
 		return nil, n.errno("link", p, err)
 	}
+	n.fsys.dc.update(n, name, &fi, true)
 	tn.remember(fi)
 	n.fsys.fillAttr(fi, &out.Attr)
 	return tn.EmbeddedInode(), 0

@@ -142,6 +142,7 @@ func (n *node) writeStarted() {
 }
 
 func (n *node) writeDone() {
+	n.markChanged()
 	n.w.mu.Lock()
 	n.w.pending--
 	n.writesLocked().cond.Broadcast()
@@ -171,4 +172,5 @@ func (n *node) bumpWriteGen() {
 	n.w.mu.Lock()
 	n.w.gen++
 	n.w.mu.Unlock()
+	n.markChanged()
 }

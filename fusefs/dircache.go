@@ -1,0 +1,372 @@
+package fusefs
+
+import (
+	"container/list"
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sftpfs/sftpfs/backend"
+)
+
+// Listing cache. A LOOKUP the kernel sends for a name it has not cached
+// costs a backend round trip (an SFTP LSTAT). Workloads that stat many
+// names in one directory (git status lstat's every index entry, `ls`
+// followed by stat, a build tool probing for files) pay one round trip
+// per name although a single listing carries the names and attributes
+// of all of them. So:
+//
+//   - Every listing this mount reads (opendir, and the speculative one
+//     below) is kept as a snapshot of the directory for ttl, which is
+//     the smaller of the entry and attribute timeouts: a lookup in that
+//     directory answers from it, positively (with the listed attributes)
+//     and negatively (ENOENT), without a round trip. The kernel caches
+//     such an answer only for the rest of ttl, so a change made by
+//     another client of the storage is seen at most ttl after the
+//     listing was read, as for names and attributes the kernel caches
+//     itself; this mount's own changes are never seen late (below).
+//   - Speculative listing: when lookups in a directory without a fresh
+//     snapshot go to the backend specMisses times within ttl, the
+//     directory is listed once in the background; lookups arriving
+//     meanwhile wait for it and answer from it. A directory whose size
+//     attribute suggests more than snapMaxEntries entries is never
+//     listed speculatively, so a lookup or two in a huge directory
+//     never costs its whole listing.
+//
+// Consistency with this mount's own changes. Every local change in a
+// directory (create, mkdir, symlink, link, unlink, rmdir, rename in or
+// out) updates its snapshot in place once the backend has carried it
+// out (a new entry, a removed one, or an entry marked unknown, which
+// sends lookups of that name to the backend), and marks the directory
+// changed with a sequence number from seq. A listing is only installed
+// when no change to its directory completed after it started (the
+// listing may predate the change). A child whose attributes changed
+// through this mount (writes, truncate, chmod, utimens) is marked
+// changed too; a snapshot entry is not trusted for a child node
+// changed after the listing started, nor for one with writes in flight,
+// and its entry is marked unknown when the change completes, so that
+// also a node the kernel has forgotten meanwhile is looked up afresh.
+//
+// Memory: only directories of at most snapMaxEntries entries are kept,
+// at most snapTotalEntries entries in all snapshots together and at most
+// dirStatesMax directories tracked, least recently used dropped first;
+// expired snapshots are dropped whenever a new one is stored, so an
+// idle mount holds none for long.
+const (
+	snapMaxEntries   = 10000
+	snapTotalEntries = 50000
+	dirStatesMax     = 1024
+	// specMisses backend lookups in one directory within ttl trigger a
+	// speculative listing. Measured with scripts/bench.sh git status
+	// and find (see /work/notes/PFS.md): 2 already amortises.
+	specMisses = 2
+	// specBytesPerEntry estimates a directory's entries from its size
+	// attribute (ext4 and most servers' filesystems use 12-40 bytes of
+	// directory data per short name); a directory reporting more than
+	// snapMaxEntries*specBytesPerEntry bytes is not listed speculatively.
+	specBytesPerEntry = 32
+)
+
+// dirCache holds the snapshots of one mount.
+type dirCache struct {
+	ttl time.Duration
+	// seq orders listings against local changes (node.changed).
+	seq atomic.Uint64
+
+	mu    sync.Mutex
+	dirs  map[*node]*dirState
+	lru   list.List // of *dirState, most recently used first
+	total int       // entries in all snapshots
+
+	// speculative counts speculative listings started (tests).
+	speculative atomic.Int64
+}
+
+// dirState is what the cache knows about one directory.
+type dirState struct {
+	dir  *node
+	elem *list.Element
+	snap *dirSnap
+	// fetching is closed when the speculative listing in flight ends.
+	fetching chan struct{}
+	// misses counts backend lookups since lastMiss-ttl.
+	misses   int
+	lastMiss time.Time
+}
+
+// dirSnap is one directory listing. A nil entry is a name whose
+// attributes are unknown (changed through this mount after the listing);
+// a name not in entries did not exist.
+type dirSnap struct {
+	at      time.Time
+	seq     uint64
+	entries map[string]*backend.FileInfo
+}
+
+func newDirCache(o Options) *dirCache {
+	return &dirCache{ttl: min(o.EntryTimeout, o.AttrTimeout), dirs: map[*node]*dirState{}}
+}
+
+func (dc *dirCache) enabled() bool { return dc.ttl > 0 }
+
+// begin returns the sequence number of a listing about to be read.
+func (dc *dirCache) begin() uint64 { return dc.seq.Add(1) }
+
+// markChanged records that n (a directory's entries or a node's
+// attributes) was changed through this mount.
+func (n *node) markChanged() {
+	n.changed.Store(n.fsys.dc.seq.Add(1))
+}
+
+// stateLocked returns dir's state, creating it (and evicting the least
+// recently used one beyond dirStatesMax) if needed.
+func (dc *dirCache) stateLocked(dir *node) *dirState {
+	if st := dc.dirs[dir]; st != nil {
+		dc.lru.MoveToFront(st.elem)
+		return st
+	}
+	st := &dirState{dir: dir}
+	st.elem = dc.lru.PushFront(st)
+	dc.dirs[dir] = st
+	for dc.lru.Len() > dirStatesMax {
+		dc.evictLocked(dc.lru.Back().Value.(*dirState))
+	}
+	return st
+}
+
+// evictLocked forgets st. A listing still in flight for it finishes
+// unharmed: it stores into a fresh state.
+func (dc *dirCache) evictLocked(st *dirState) {
+	dc.dropSnapLocked(st)
+	dc.lru.Remove(st.elem)
+	delete(dc.dirs, st.dir)
+}
+
+func (dc *dirCache) dropSnapLocked(st *dirState) {
+	if st.snap != nil {
+		dc.total -= len(st.snap.entries)
+		st.snap = nil
+	}
+}
+
+// freshLocked returns st's snapshot if it is still within ttl.
+func (dc *dirCache) freshLocked(st *dirState, now time.Time) *dirSnap {
+	if st.snap == nil {
+		return nil
+	}
+	if now.Sub(st.snap.at) >= dc.ttl {
+		dc.dropSnapLocked(st)
+		return nil
+	}
+	return st.snap
+}
+
+// store installs fis, read by a listing that started at seq, as dir's
+// snapshot, unless a local change to dir completed since then.
+func (dc *dirCache) store(dir *node, seq uint64, fis []backend.FileInfo) {
+	if !dc.enabled() || len(fis) > snapMaxEntries {
+		return
+	}
+	entries := make(map[string]*backend.FileInfo, len(fis))
+	for i := range fis {
+		entries[fis[i].Name] = &fis[i]
+	}
+	now := time.Now()
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	if dir.changed.Load() > seq {
+		return
+	}
+	st := dc.stateLocked(dir)
+	if st.snap != nil && st.snap.seq > seq {
+		return
+	}
+	dc.dropSnapLocked(st)
+	st.snap = &dirSnap{at: now, seq: seq, entries: entries}
+	st.misses = 0
+	dc.total += len(entries)
+	// Expired snapshots go first, then the least recently used.
+	for e := dc.lru.Back(); e != nil && dc.total > 0; {
+		prev := e.Prev()
+		o := e.Value.(*dirState)
+		if o != st {
+			if o.snap != nil && (now.Sub(o.snap.at) >= dc.ttl || dc.total > snapTotalEntries) {
+				dc.dropSnapLocked(o)
+			}
+		}
+		e = prev
+	}
+}
+
+// snapResult is what a snapshot says about a name.
+type snapResult int
+
+const (
+	snapUnknown snapResult = iota // no fresh snapshot, or the entry is unknown
+	snapAbsent                    // the name did not exist
+	snapFound                     // the name existed with the returned attributes
+)
+
+// lookup answers name in dir from a fresh snapshot. It returns the
+// snapshot's age and sequence number along with a found entry.
+func (dc *dirCache) lookup(dir *node, name string) (fi backend.FileInfo, res snapResult, age time.Duration, seq uint64) {
+	if !dc.enabled() {
+		return fi, snapUnknown, 0, 0
+	}
+	now := time.Now()
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	st := dc.dirs[dir]
+	if st == nil {
+		return fi, snapUnknown, 0, 0
+	}
+	s := dc.freshLocked(st, now)
+	if s == nil {
+		return fi, snapUnknown, 0, 0
+	}
+	dc.lru.MoveToFront(st.elem)
+	e, ok := s.entries[name]
+	switch {
+	case !ok:
+		return fi, snapAbsent, now.Sub(s.at), s.seq
+	case e == nil:
+		return fi, snapUnknown, 0, 0
+	}
+	return *e, snapFound, now.Sub(s.at), s.seq
+}
+
+// miss records a lookup in dir that the snapshot could not answer. It
+// returns a channel to wait on when a listing of dir is in flight (the
+// caller then asks the snapshot again), and starts a speculative
+// listing when this is the specMisses-th miss within ttl.
+func (dc *dirCache) miss(ctx context.Context, dir *node) <-chan struct{} {
+	if !dc.enabled() {
+		return nil
+	}
+	now := time.Now()
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	st := dc.stateLocked(dir)
+	if st.fetching != nil {
+		return st.fetching
+	}
+	if dc.freshLocked(st, now) != nil {
+		// Fresh, but this entry is unknown: one stat answers it.
+		return nil
+	}
+	if now.Sub(st.lastMiss) >= dc.ttl {
+		st.misses = 0
+	}
+	st.misses++
+	st.lastMiss = now
+	if st.misses < specMisses {
+		return nil
+	}
+	if fi, ok := dir.remembered(); ok && fi.Size > snapMaxEntries*specBytesPerEntry {
+		return nil
+	}
+	st.misses = 0
+	done := make(chan struct{})
+	st.fetching = done
+	dc.speculative.Add(1)
+	seq := dc.begin()
+	go func() {
+		fis, errno := dir.listUnsorted(ctx)
+		if errno == 0 {
+			dc.store(dir, seq, fis)
+		}
+		dc.mu.Lock()
+		st.fetching = nil
+		dc.mu.Unlock()
+		close(done)
+	}()
+	// This lookup does not wait: its own stat runs alongside the listing.
+	return nil
+}
+
+// update changes dir's snapshot after a local change that completed:
+// fi != nil sets name's entry, fi == nil with known removes it (the name
+// is gone), fi == nil without known marks it unknown. dir is marked
+// changed either way, so that no listing that started earlier is
+// installed.
+func (dc *dirCache) update(dir *node, name string, fi *backend.FileInfo, known bool) {
+	if !dc.enabled() {
+		return
+	}
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	dir.markChanged()
+	st := dc.dirs[dir]
+	if st == nil || st.snap == nil {
+		return
+	}
+	_, had := st.snap.entries[name]
+	switch {
+	case fi != nil:
+		c := *fi
+		c.Name = name
+		st.snap.entries[name] = &c
+	case known:
+		delete(st.snap.entries, name)
+	default:
+		st.snap.entries[name] = nil
+	}
+	if _, has := st.snap.entries[name]; has && !had {
+		dc.total++
+	} else if !has && had {
+		dc.total--
+	}
+}
+
+// entry returns dir's snapshot entry for name, if it has one that is
+// known (used to carry attributes across a rename).
+func (dc *dirCache) entry(dir *node, name string) (backend.FileInfo, bool) {
+	fi, res, _, _ := dc.lookup(dir, name)
+	return fi, res == snapFound
+}
+
+// drop forgets dir's snapshot (after a local change whose outcome is
+// not known, such as a failed rename).
+func (dc *dirCache) drop(dir *node) {
+	if !dc.enabled() {
+		return
+	}
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	dir.markChanged()
+	if st := dc.dirs[dir]; st != nil {
+		dc.dropSnapLocked(st)
+	}
+}
+
+// childChanged marks n's entry in its parent's snapshot unknown after
+// its attributes changed through this mount.
+func (n *node) childChanged() {
+	n.markChanged()
+	name, parent := n.Parent()
+	if parent == nil {
+		return
+	}
+	if pn, ok := parent.Operations().(*node); ok {
+		n.fsys.dc.update(pn, name, nil, false)
+	}
+}
+
+// trusted reports whether a snapshot entry read at seq may answer a
+// lookup of name in n: not if the child's attributes changed through
+// this mount since (or are changing now).
+func (n *node) trusted(name string, seq uint64) bool {
+	ch := n.GetChild(name)
+	if ch == nil {
+		return true
+	}
+	cn, ok := ch.Operations().(*node)
+	if !ok {
+		return true
+	}
+	if _, pending := cn.writeState(); pending {
+		return false
+	}
+	return cn.changed.Load() < seq
+}
