@@ -19,6 +19,11 @@
 // The test in this package (TestSoak, `make soak`) starts a real OpenSSH
 // sshd, mounts several volumes through internal/faultproxy, re-executes
 // the test binary as the workers, and injects connection drops, stalls,
-// refused connections and sshd restarts at random intervals. Its budget
-// and load are set by environment variables; see soak_test.go.
+// refused connections and sshd restarts at random intervals. Where Docker
+// is present (required when CI=true) it also installs the sftpfs plugin
+// with one volume behind each fault proxy and runs busybox containers
+// (containers_test.go) that write, read back and delete files through
+// them, journalling in the same format, so their acknowledged files are
+// verified on the server as well. Its budget and load are set by
+// environment variables; see soak_test.go and SOAK_CONTAINERS.
 package soak

@@ -309,6 +309,26 @@ type Report struct {
 	ListingBad    []string // listings that missed an acknowledged file
 }
 
+// Add adds o's counts and findings to r.
+func (r *Report) Add(o Report) {
+	r.Ops += o.Ops
+	r.FilesAcked += o.FilesAcked
+	r.BytesVerified += o.BytesVerified
+	r.BytesWritten += o.BytesWritten
+	r.BytesReadBack += o.BytesReadBack
+	r.BytesLost += o.BytesLost
+	if len(o.Errors) > 0 && r.Errors == nil {
+		r.Errors = map[string]int{}
+	}
+	for k, n := range o.Errors {
+		r.Errors[k] += n
+	}
+	r.Hangs = append(r.Hangs, o.Hangs...)
+	r.Lost = append(r.Lost, o.Lost...)
+	r.Corrupt = append(r.Corrupt, o.Corrupt...)
+	r.ListingBad = append(r.ListingBad, o.ListingBad...)
+}
+
 // Failed reports whether the report shows a broken promise.
 func (r Report) Failed() bool {
 	return len(r.Lost) > 0 || len(r.Corrupt) > 0 || len(r.Hangs) > 0 || len(r.ListingBad) > 0

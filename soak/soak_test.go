@@ -217,6 +217,10 @@ func TestSoak(t *testing.T) {
 		vols[i] = v
 	}
 
+	// Busybox containers writing through the sftpfs Docker plugin, with
+	// volumes behind the same fault proxies (nil without Docker).
+	ds := startDockerSoak(t, srv, vols, opTimeout)
+
 	// Workers.
 	journals := t.TempDir()
 	until := time.Now().Add(duration)
@@ -250,6 +254,10 @@ func TestSoak(t *testing.T) {
 			}()
 			jobs = append(jobs, j)
 		}
+	}
+
+	if ds != nil {
+		ds.start(vols, journals, until, hangLimit, maxFile)
 	}
 
 	// Faults, from this goroutine (sshd restarts may fail the test).
@@ -308,11 +316,18 @@ func TestSoak(t *testing.T) {
 		}
 	}
 
+	if ds != nil {
+		ds.wait(until.Add(hangLimit + 20*time.Second))
+	}
+
 	// Each mount must recover now that the network is good.
 	for _, v := range vols {
 		if err := recovered(v.mp, 30*time.Second); err != nil {
 			t.Errorf("%s did not recover after the faults stopped: %v (status %+v)", v.name, err, v.m.Status())
 		}
+	}
+	if ds != nil {
+		ds.recovered(30 * time.Second)
 	}
 
 	var r Report
@@ -320,6 +335,14 @@ func TestSoak(t *testing.T) {
 		if err := Verify(j.journal, j.srvDir, &r); err != nil {
 			t.Errorf("verify %s: %v", j.journal, err)
 		}
+	}
+	if ds != nil {
+		rc := ds.verify()
+		t.Logf("containers' part of the report: %d containers on %d plugin volumes\n%s", len(ds.conts), len(ds.volumes), rc)
+		if rc.FilesAcked == 0 && duration >= 5*time.Second {
+			t.Errorf("no file written by a container was acknowledged: the containers could not write through the plugin volumes")
+		}
+		r.Add(rc)
 	}
 	reconnects := 0
 	for _, v := range vols {
