@@ -47,6 +47,56 @@ type transport struct {
 	gen    uint64
 	dead   chan struct{}
 	once   sync.Once
+
+	// The calls in flight on this transport, oldest first, for its
+	// watchdog (see begin). Every call gets the same op_timeout, so the
+	// oldest call has the earliest deadline.
+	mu         sync.Mutex
+	head, tail *callSlot
+	poke       chan struct{} // capacity 1: wakes an idle watchdog
+}
+
+// callSlot is one call in flight on a transport.
+type callSlot struct {
+	deadline   time.Time
+	prev, next *callSlot
+	timedOut   bool // set by the watchdog before it kills the transport
+}
+
+// begin registers a call that must end within timeout.
+func (t *transport) begin(timeout time.Duration) *callSlot {
+	s := &callSlot{}
+	t.mu.Lock()
+	s.deadline = time.Now().Add(timeout)
+	if t.tail == nil {
+		t.head, t.tail = s, s
+		select {
+		case t.poke <- struct{}{}:
+		default:
+		}
+	} else {
+		s.prev, t.tail.next, t.tail = t.tail, s, s
+	}
+	t.mu.Unlock()
+	return s
+}
+
+// end unregisters s and reports whether the watchdog timed it out.
+func (t *transport) end(s *callSlot) bool {
+	t.mu.Lock()
+	if s.prev != nil {
+		s.prev.next = s.next
+	} else {
+		t.head = s.next
+	}
+	if s.next != nil {
+		s.next.prev = s.prev
+	} else {
+		t.tail = s.prev
+	}
+	timedOut := s.timedOut
+	t.mu.Unlock()
+	return timedOut
 }
 
 func (t *transport) isDead() bool {
@@ -122,12 +172,12 @@ func (c *conn) connect(ctx context.Context) error {
 // install makes a new transport current. c.mu must be held.
 func (c *conn) install(cl *psftp.Client, closer io.Closer) {
 	c.gen++
-	t := &transport{client: cl, closer: closer, gen: c.gen, dead: make(chan struct{})}
+	t := &transport{client: cl, closer: closer, gen: c.gen, dead: make(chan struct{}), poke: make(chan struct{}, 1)}
 	c.cur = t
 	c.downSince = time.Time{}
 	close(c.wake)
 	c.wake = make(chan struct{})
-	c.wg.Add(1)
+	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
 		select {
@@ -135,6 +185,10 @@ func (c *conn) install(cl *psftp.Client, closer io.Closer) {
 		case <-waitChan(cl):
 			c.kill(t, errors.New("the server closed the connection"))
 		}
+	}()
+	go func() {
+		defer c.wg.Done()
+		c.watchdog(t)
 	}()
 	if r, ok := closer.(requester); ok && c.kaInterval > 0 {
 		c.wg.Add(1)
@@ -198,6 +252,52 @@ func (c *conn) keepalive(t *transport, r requester) {
 			return
 		}
 	}
+}
+
+// watchdog enforces op_timeout for every call on t: when the oldest call
+// in flight passes its deadline, the transport is killed (pkg/sftp calls
+// cannot be cancelled individually; closing the connection is what makes
+// them return). One goroutine and timer per connection instead of one
+// per call keeps the per-call cost to a list insert and removal.
+func (c *conn) watchdog(t *transport) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		t.mu.Lock()
+		var wait time.Duration
+		if t.head != nil {
+			now := time.Now()
+			wait = t.head.deadline.Sub(now)
+			if wait <= 0 {
+				for s := t.head; s != nil && !s.deadline.After(now); s = s.next {
+					s.timedOut = true
+				}
+				t.mu.Unlock()
+				c.kill(t, c.timeoutErr())
+				return
+			}
+		}
+		t.mu.Unlock()
+		var fire <-chan time.Time
+		if wait > 0 {
+			timer.Reset(wait)
+			fire = timer.C
+		}
+		select {
+		case <-fire:
+		case <-t.poke:
+			timer.Stop()
+		case <-t.dead:
+			return
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}
+
+func (c *conn) timeoutErr() error {
+	return fmt.Errorf("the server did not answer within op_timeout %v", c.opTimeout)
 }
 
 // kill declares t dead (if it is still current, once) and starts the
@@ -313,41 +413,57 @@ type result[T any] struct {
 	err error
 }
 
-// run executes fn on t in its own goroutine, bounded by opTimeout: on
-// timeout the connection is closed (pkg/sftp calls cannot be cancelled
-// individually, so closing is what unblocks them) and a connError is
-// returned. If ctx ends first the call is abandoned and discard (if not
-// nil) receives its eventual value.
+// run executes fn on t, bounded by opTimeout through t's watchdog: on
+// timeout the connection is closed, which makes fn return, and a
+// connError is returned. fn runs on the caller's goroutine unless ctx can
+// be cancelled (the mount passes contexts without cancellation); then it
+// runs in its own goroutine so that the caller can leave when ctx ends,
+// and discard (if not nil) receives the abandoned call's eventual value.
 func run[T any](c *conn, ctx context.Context, t *transport, fn func(*transport) (T, error), discard func(T)) (T, error) {
+	if ctx.Done() == nil {
+		return runBounded(c, t, fn, discard)
+	}
 	ch := make(chan result[T], 1)
 	go func() {
-		v, err := fn(t)
+		v, err := runBounded(c, t, fn, discard)
 		ch <- result[T]{v, err}
 	}()
-	timer := time.NewTimer(c.opTimeout)
-	defer timer.Stop()
 	var zero T
 	select {
 	case r := <-ch:
 		return r.v, r.err
-	case <-timer.C:
-		err := fmt.Errorf("the server did not answer within op_timeout %v", c.opTimeout)
-		c.kill(t, err)
-		// Wait (briefly) for fn to return so that a retry never runs
+	case <-t.dead:
+		// Killed (by the watchdog or a lost connection): fn normally
+		// returns at once; wait (briefly) so that a retry never runs
 		// concurrently with it on the same buffers.
 		select {
 		case r := <-ch:
-			if discard != nil && r.err == nil {
-				discard(r.v)
-			}
+			return r.v, r.err
 		case <-time.After(killGrace):
 			abandon(ch, discard)
+			return zero, &connError{fmt.Errorf("the connection was closed and the call did not return within %v", killGrace)}
+		case <-ctx.Done():
+			abandon(ch, discard)
+			return zero, ctx.Err()
 		}
-		return zero, &connError{err}
 	case <-ctx.Done():
 		abandon(ch, discard)
 		return zero, ctx.Err()
 	}
+}
+
+// runBounded runs fn registered with t's watchdog.
+func runBounded[T any](c *conn, t *transport, fn func(*transport) (T, error), discard func(T)) (T, error) {
+	s := t.begin(c.opTimeout)
+	v, err := fn(t)
+	if t.end(s) {
+		if discard != nil && err == nil {
+			discard(v)
+		}
+		var zero T
+		return zero, &connError{c.timeoutErr()}
+	}
+	return v, err
 }
 
 func abandon[T any](ch chan result[T], discard func(T)) {
