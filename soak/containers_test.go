@@ -30,6 +30,8 @@ const envContainers = "SOAK_CONTAINERS"
 // not the volume) in the format Verify reads. Each line is one append
 // write, so a killed container leaves whole lines. Durations are timed in
 // whole seconds; anything above $HANG seconds is recorded as a hang.
+// With MAXOPS it stops after that many files (short-lived containers);
+// PREFIX keeps their file names apart.
 const containerScript = `
 j=/j/journal
 d=/data/$SOAK_DIR
@@ -45,7 +47,8 @@ until t0=$(date +%s); mkdir -p "$d" 2>/tmp/err; do
 done
 ops=0; i=0; last=
 while [ "$(date +%s)" -lt "$UNTIL" ]; do
-	ops=$((ops+1)); i=$((i+1)); f=f$i
+	[ -n "$MAXOPS" ] && [ $ops -ge "$MAXOPS" ] && break
+	ops=$((ops+1)); i=$((i+1)); f=${PREFIX}f$i
 	kb=$((RANDOM % MAXKB + 1))
 	dd if=/dev/urandom of=/tmp/src bs=1024 count=$kb 2>/dev/null
 	sum=$(sha256sum /tmp/src); sum=${sum%% *}
@@ -93,9 +96,14 @@ type dockerSoak struct {
 	volumes []string
 	conts   []*soakContainer
 	// runErrors counts `docker run` failures (a Mount refused under
-	// faults), by message.
+	// faults), by message; churned are the short-lived containers that
+	// ran (their journals are verified with the others).
 	mu        sync.Mutex
 	runErrors map[string]int
+	churned   []*soakContainer
+	churnRuns int
+	// churnSlowest is the longest `docker run` of a short-lived one.
+	churnSlowest time.Duration
 }
 
 type soakContainer struct {
@@ -252,6 +260,66 @@ func (d *dockerSoak) start(vols []*volume, journals string, until time.Time, han
 	}
 }
 
+// churnOps is how many files a short-lived container writes.
+const churnOps = 3
+
+// churn runs short-lived `docker run --rm` containers one after another on
+// random plugin volumes until until, each writing churnOps files into
+// directory "churn" of its volume, so that Docker's Mount and Unmount
+// calls (a new mount ID each time) reach the plugin while the network is
+// faulty. The returned channel is closed when the last one has ended.
+func (d *dockerSoak) churn(vols []*volume, journals string, until time.Time, hangLimit time.Duration, maxFile int, seed uint64) <-chan struct{} {
+	done := make(chan struct{})
+	rng := rand.New(rand.NewPCG(seed, seed^0x5bd1e995))
+	maxKB := max(1, maxFile/8/1024)
+	hang := int((hangLimit + time.Second - 1) / time.Second)
+	// A run writes churnOps files, each bounded by the hang limit, plus
+	// the Mount and start; anything slower is a hang.
+	runLimit := time.Duration(churnOps+2)*hangLimit + 30*time.Second
+	go func() {
+		defer close(done)
+		for n := 0; time.Now().Before(until); n++ {
+			i := rng.IntN(len(vols))
+			c := &soakContainer{
+				name:   fmt.Sprintf("soak-churn%d-%s", n, d.suffix),
+				volume: d.volumes[i],
+				srvDir: filepath.Join(vols[i].serverDir, "churn"),
+			}
+			jdir := filepath.Join(journals, c.name)
+			c.journal = filepath.Join(jdir, "journal")
+			if err := os.Mkdir(jdir, 0o755); err != nil {
+				d.t.Errorf("churn journal: %v", err)
+				return
+			}
+			if err := os.WriteFile(c.journal, nil, 0o644); err != nil {
+				d.t.Errorf("churn journal: %v", err)
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), runLimit)
+			start := time.Now()
+			_, err := dockerCLI(ctx, "run", "--rm", "--name", c.name, "-v", c.volume+":/data", "-v", jdir+":/j",
+				"-e", "UNTIL="+strconv.FormatInt(until.Add(runLimit).Unix(), 10), "-e", "SOAK_DIR=churn",
+				"-e", "MAXOPS="+strconv.Itoa(churnOps), "-e", "PREFIX=r"+strconv.Itoa(n)+"-",
+				"-e", "HANG="+strconv.Itoa(hang), "-e", "MAXKB="+strconv.Itoa(maxKB),
+				d.image, "sh", "-c", containerScript)
+			timedOut := ctx.Err() == context.DeadlineExceeded
+			cancel()
+			d.mu.Lock()
+			d.churnRuns++
+			d.churnSlowest = max(d.churnSlowest, time.Since(start))
+			d.churned = append(d.churned, c)
+			d.mu.Unlock()
+			if timedOut {
+				d.t.Errorf("short-lived container %s still running after %v: a hang; removing it", c.name, time.Since(start).Round(time.Second))
+				dockerCLI(context.Background(), "rm", "-f", c.name)
+			} else if err != nil {
+				d.countRunError(err)
+			}
+		}
+	}()
+	return done
+}
+
 func (d *dockerSoak) countRunError(err error) {
 	msg := err.Error()
 	if i := strings.LastIndex(msg, ": "); i >= 0 {
@@ -309,13 +377,32 @@ func (d *dockerSoak) recovered(limit time.Duration) {
 			time.Sleep(time.Second)
 		}
 	}
+	// Every container is gone: every Mount Docker made under the faults
+	// must have been matched by an Unmount the driver counted.
+	for _, v := range d.volumes {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			out, err := dockerCLI(context.Background(), "volume", "inspect", "-f", "{{.Status.mounts}}", v)
+			if err == nil && strings.TrimSpace(out) == "0" {
+				break
+			}
+			if time.Now().After(deadline) {
+				d.t.Errorf("plugin volume %s: with no container left the driver counts %q mounts (%v), want 0", v, strings.TrimSpace(out), err)
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
 }
 
 // verify checks every container journal against the server and returns
 // the containers' own report.
 func (d *dockerSoak) verify() Report {
 	var r Report
-	for _, c := range d.conts {
+	d.mu.Lock()
+	all := append(append([]*soakContainer(nil), d.conts...), d.churned...)
+	d.mu.Unlock()
+	for _, c := range all {
 		if err := Verify(c.journal, c.srvDir, &r); err != nil {
 			d.t.Errorf("verify %s: %v", c.journal, err)
 		}

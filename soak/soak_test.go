@@ -256,8 +256,10 @@ func TestSoak(t *testing.T) {
 		}
 	}
 
+	var churned <-chan struct{}
 	if ds != nil {
 		ds.start(vols, journals, until, hangLimit, maxFile)
+		churned = ds.churn(vols, journals, until, hangLimit, maxFile, rng.Uint64())
 	}
 
 	// Faults, from this goroutine (sshd restarts may fail the test).
@@ -318,6 +320,7 @@ func TestSoak(t *testing.T) {
 
 	if ds != nil {
 		ds.wait(until.Add(hangLimit + 20*time.Second))
+		<-churned // bounded: each run has its own hang limit
 	}
 
 	// Each mount must recover now that the network is good.
@@ -338,7 +341,8 @@ func TestSoak(t *testing.T) {
 	}
 	if ds != nil {
 		rc := ds.verify()
-		t.Logf("containers' part of the report: %d containers on %d plugin volumes\n%s", len(ds.conts), len(ds.volumes), rc)
+		t.Logf("containers' part of the report: %d long-running and %d short-lived containers (slowest run %v) on %d plugin volumes\n%s",
+			len(ds.conts), ds.churnRuns, ds.churnSlowest.Round(100*time.Millisecond), len(ds.volumes), rc)
 		if rc.FilesAcked == 0 && duration >= 5*time.Second {
 			t.Errorf("no file written by a container was acknowledged: the containers could not write through the plugin volumes")
 		}
