@@ -21,7 +21,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sftpfs/sftpfs/internal/mountinfo"
 	"github.com/sftpfs/sftpfs/internal/sshdtest"
 	"github.com/sftpfs/sftpfs/internal/testenv"
 )
@@ -101,44 +100,37 @@ func (p *plugin) call(path string, req any) (map[string]any, error) {
 	return out, nil
 }
 
-// kill sends SIGKILL, as a crash or an OOM kill would, and reaps.
+// kill sends SIGKILL, as a crash or an OOM kill would, and returns a
+// channel closed once the process is reaped.
 //
 // A FUSE server killed while one of its own threads waits for a request
-// to its own mount (the driver's liveness statfs, say) cannot finish
-// exiting: the kernel waits uninterruptibly for an answer only the dying
-// process could give, and keeps /dev/fuse open until it gets one. The
-// process then stays a zombie until its connections are aborted, which
-// is what an operator would do too; so after a grace period kill aborts
-// the FUSE connections under the mount root.
-func (p *plugin) kill(t *testing.T) {
+// to its own mount cannot finish exiting: the kernel waits
+// uninterruptibly for an answer only the dying process could give. The
+// plugin must never do that (its liveness check uses no system call on
+// its mounts), and if an instance is left wedged anyway, the restarted
+// plugin aborts the old connections (fusectl) at startup. So the test
+// does not help: a killed plugin must be reaped within 5s, or within 30s
+// of the next start (see waitReaped).
+func (p *plugin) kill(t *testing.T) <-chan struct{} {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	done := make(chan struct{})
 	go func() { _ = p.cmd.Wait(); close(done) }()
 	select {
 	case <-done:
-		return
 	case <-time.After(5 * time.Second):
+		t.Logf("killed plugin (pid %d) not reaped after 5s; the next start must release it", p.cmd.Process.Pid)
 	}
-	// The abort files live in fusectl, which is often not mounted.
-	const fusectl = "/sys/fs/fuse/connections"
-	if !mountinfo.IsMounted(fusectl) {
-		if err := unix.Mount("fusectl", fusectl, "fusectl", 0, ""); err != nil {
-			t.Logf("mounting fusectl on %s: %v", fusectl, err)
-		}
-	}
-	ms, _ := mountinfo.Read()
-	for _, m := range ms {
-		if !strings.HasPrefix(m.FSType, "fuse") || !strings.HasPrefix(m.Mountpoint, p.mountRoot+"/") {
-			continue
-		}
-		_, minor, _ := strings.Cut(m.Dev, ":")
-		err := os.WriteFile(fusectl+"/"+minor+"/abort", []byte("1"), 0)
-		t.Logf("killed plugin still not reaped after 5s: aborted FUSE connection %s of %s (err=%v)", minor, m.Mountpoint, err)
-	}
+	return done
+}
+
+// waitReaped fails the test unless a killed plugin is reaped within 30s
+// (called after the next plugin has started and cleaned up).
+func waitReaped(t *testing.T, pid int, reaped <-chan struct{}) {
+	t.Helper()
 	select {
-	case <-done:
+	case <-reaped:
 	case <-time.After(30 * time.Second):
-		t.Fatalf("killed plugin (pid %d) not reaped 30s after aborting its FUSE connections", p.cmd.Process.Pid)
+		t.Fatalf("killed plugin (pid %d) still not reaped 30s after the restarted plugin's startup cleanup", pid)
 	}
 }
 
@@ -260,8 +252,18 @@ func TestPluginCrash(t *testing.T) {
 	next := 0
 	stats := map[string]int{}
 
+	// settle waits, once the next plugin has started, for what the kill
+	// left: the killed process reaped and its clients released. A
+	// plugin killed while it waited on its own mount (go-fuse's mount
+	// handshake opens a file in the new mount) is released only by the
+	// next start's cleanup, and so are clients blocked on its mounts.
+	var settle func()
 	for round := 0; round < rounds; round++ {
 		cur = startPlugin(t, bin, socket, mountRoot, stateDir, secrets, logs)
+		if settle != nil {
+			settle()
+			settle = nil
+		}
 		names := cur.list(t)
 		seen := map[string]int{}
 		for _, n := range names {
@@ -300,7 +302,7 @@ func TestPluginCrash(t *testing.T) {
 		stop := make(chan struct{})
 		for g := 0; g < 4; g++ {
 			wg.Add(1)
-			go func(g int) {
+			go func(g int, p *plugin) {
 				defer wg.Done()
 				for i := 0; ; i++ {
 					select {
@@ -312,7 +314,6 @@ func TestPluginCrash(t *testing.T) {
 					next++
 					name := fmt.Sprintf("v%d", next)
 					mu.Unlock()
-					p := cur
 					if _, err := p.call("/VolumeDriver.Create", map[string]any{"Name": name, "Opts": opts(name)}); err != nil {
 						mu.Lock()
 						stats["create failed"]++
@@ -363,20 +364,27 @@ func TestPluginCrash(t *testing.T) {
 						mu.Unlock()
 					}
 				}
-			}(g)
+			}(g, cur)
 		}
 		time.Sleep(time.Duration(300+rng.IntN(2000)) * time.Millisecond)
-		cur.kill(t)
+		pid, reaped := cur.cmd.Process.Pid, cur.kill(t)
 		mu.Lock()
 		stats["kills"]++
 		mu.Unlock()
 		close(stop)
-		done := make(chan struct{})
-		go func() { wg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(90 * time.Second):
-			t.Fatalf("round %d: clients still blocked 90s after the plugin was killed", round)
+		clients := make(chan struct{})
+		go func() { wg.Wait(); close(clients) }()
+		killedRound := round
+		settle = func() {
+			select {
+			case <-clients:
+			case <-time.After(90 * time.Second):
+				// Failing: free the machine so the test process
+				// can exit, then report.
+				abortFUSEBelow(t, mountRoot)
+				t.Fatalf("round %d: clients still blocked 90s after the plugin was killed and restarted", killedRound)
+			}
+			waitReaped(t, pid, reaped)
 		}
 		cur = nil
 	}
@@ -388,8 +396,66 @@ func TestPluginCrash(t *testing.T) {
 			t.Errorf("fsync'ed file %s: got %d bytes (err %v), want %d", p, len(got), err, len(want))
 		}
 	}
-	// A final start: state intact, a new mount works end to end.
+	// A wedged instance: the plugin is frozen (SIGSTOP) with a volume
+	// mounted and a process blocked on that mount, which is what the
+	// kernel sees of a SIGKILLed plugin stuck on its own mount. The
+	// restarted plugin must release the process (its startup cleanup
+	// aborts stale FUSE connections), with no help from the test.
+	statBin := testenv.LookPath(t, "stat")
+	frozen := startPlugin(t, bin, socket, mountRoot, stateDir, secrets, logs)
+	if settle != nil {
+		settle()
+	}
+	t.Cleanup(func() { _ = frozen.cmd.Process.Kill() })
+	if _, err := frozen.call("/VolumeDriver.Create", map[string]any{"Name": "frozen", "Opts": opts("frozen")}); err != nil {
+		t.Fatalf("Create on the instance to freeze: %v", err)
+	}
+	out, err := frozen.call("/VolumeDriver.Mount", map[string]any{"Name": "frozen", "ID": "frozen"})
+	if err != nil {
+		t.Fatalf("Mount on the instance to freeze: %v", err)
+	}
+	created["frozen"] = true
+	frozenMp, _ := out["Mountpoint"].(string)
+	if err := frozen.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	var blockedOut strings.Builder
+	blocked := exec.Command(statBin, filepath.Join(frozenMp, "lookup-never-answered"))
+	blocked.Stdout, blocked.Stderr = &blockedOut, &blockedOut
+	if err := blocked.Start(); err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{})
+	var blockedErr error
+	go func() { blockedErr = blocked.Wait(); close(released) }()
+	t.Cleanup(func() { _ = blocked.Process.Kill(); <-released })
+	select {
+	case <-released:
+		t.Fatalf("stat on the frozen plugin's mount returned at once (%v: %s)", blockedErr, blockedOut.String())
+	case <-time.After(time.Second):
+	}
+
+	// A final start: stale mounts released, state intact, a new mount
+	// works end to end. The frozen instance still accepts connections
+	// on the socket file it created (it never answers them); the new
+	// instance replaces the file, but a probe made before that would
+	// wait on the frozen one, so the file goes first.
+	if err := os.Remove(socket); err != nil {
+		t.Fatal(err)
+	}
 	cur = startPlugin(t, bin, socket, mountRoot, stateDir, secrets, logs)
+	select {
+	case <-released:
+		o := blockedOut.String()
+		if blockedErr == nil || !strings.Contains(o, "connection abort") && !strings.Contains(o, "not connected") {
+			t.Errorf("process blocked on the frozen plugin's mount released with %v, %q; want ECONNABORTED or ENOTCONN", blockedErr, o)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("process blocked on the frozen plugin's mount %s still blocked 15s after the restarted plugin came up", frozenMp)
+	}
+	frozenPid := frozen.cmd.Process.Pid
+	waitReaped(t, frozenPid, frozen.kill(t))
+	stats["blocked processes released by the restart"]++
 	names := cur.list(t)
 	for n := range created {
 		if !strings.Contains(" "+strings.Join(names, " ")+" ", " "+n+" ") {
@@ -399,7 +465,7 @@ func TestPluginCrash(t *testing.T) {
 	if _, err := cur.call("/VolumeDriver.Create", map[string]any{"Name": "final", "Opts": opts("final")}); err != nil {
 		t.Fatalf("final Create: %v", err)
 	}
-	out, err := cur.call("/VolumeDriver.Mount", map[string]any{"Name": "final", "ID": "final"})
+	out, err = cur.call("/VolumeDriver.Mount", map[string]any{"Name": "final", "ID": "final"})
 	if err != nil {
 		t.Fatalf("final Mount: %v", err)
 	}
@@ -418,6 +484,26 @@ func TestPluginCrash(t *testing.T) {
 	}
 	t.Logf("plugin crash report (seed %d): %v, fsync'ed files verified on the server: %d, volumes listed at the end: %d",
 		seed, stats, len(synced), len(names))
+}
+
+// abortFUSEBelow aborts every FUSE connection mounted below root. Only
+// used when the test already fails, so that threads stuck on a dead
+// plugin's mount do not keep the test process from exiting.
+func abortFUSEBelow(t *testing.T, root string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		pre, post, ok := strings.Cut(l, " - ")
+		f := strings.Fields(pre)
+		if !ok || len(f) < 5 || !strings.HasPrefix(post, "fuse") || !strings.HasPrefix(f[4], root+"/") {
+			continue
+		}
+		_, minor, _ := strings.Cut(f[2], ":")
+		err := os.WriteFile("/sys/fs/fuse/connections/"+minor+"/abort", []byte("1"), 0)
+		t.Logf("test failing: aborted FUSE connection %s of %s (err=%v)", minor, f[4], err)
+	}
 }
 
 func unixDetach(mp string) error { return unix.Unmount(mp, unix.MNT_DETACH) }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/sftpfs/sftpfs/internal/mountinfo"
 	"github.com/sftpfs/sftpfs/mounter"
 	"github.com/sftpfs/sftpfs/options"
 )
@@ -148,6 +149,13 @@ func runMount(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(2, "mountpoint %q: %v", a.mountpoint, err)
 	}
+	// Checked in the mount table first: a stat of a path with a dead
+	// FUSE mount on it fails with a confusing ENOTCONN, and with a
+	// wedged one it hangs.
+	if fstype := fuseMountedOn(mp); fstype != "" {
+		return fail(1, "mountpoint %s already has a FUSE filesystem (%s) mounted on it, perhaps from an sftpfs mount that crashed; "+
+			"unmount it first (fusermount -u %s, or umount -l %s as root)", mp, fstype, mp, mp)
+	}
 	if st, err := os.Stat(mp); err != nil || !st.IsDir() {
 		return fail(1, "mountpoint %s must be an existing directory", mp)
 	}
@@ -181,6 +189,30 @@ func runMount(args []string, stdout, stderr io.Writer) int {
 		log.Info("unmounted from outside", "mountpoint", mp)
 		return 0
 	}
+}
+
+// fuseMountedOn returns the filesystem type of the topmost mount on mp if
+// it is a FUSE mount, else "". Only the parent directory is resolved
+// (symlinks), never mp itself, so no request reaches a mount on mp.
+func fuseMountedOn(mp string) string {
+	p := mp
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(mp)); err == nil {
+		p = filepath.Join(dir, filepath.Base(mp))
+	}
+	ms, err := mountinfo.Read()
+	if err != nil {
+		return ""
+	}
+	top := ""
+	for _, m := range ms {
+		if m.Mountpoint == p {
+			top = m.FSType
+		}
+	}
+	if top == "fuse" || strings.HasPrefix(top, "fuse.") {
+		return top
+	}
+	return ""
 }
 
 func unmountAndExit(m *mounter.Mounted, log *slog.Logger, stderr io.Writer) int {
