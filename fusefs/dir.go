@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -65,13 +66,23 @@ func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 // OpendirHandle reads the whole listing at opendir time, so that errors
 // (ENOTDIR, EACCES) surface from opendir(3) as on a local filesystem.
 // The listing also becomes the directory's snapshot (dircache.go).
+// A listing read ahead (dircache.go) serves instead when there is one.
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	seq := n.fsys.dc.begin()
-	fis, errno := n.list(ctx)
-	if errno != 0 {
-		return nil, 0, errno
+	dc := n.fsys.dc
+	fis, seq, at, ok := dc.takePrefetched(n)
+	if ok {
+		slices.SortFunc(fis, func(a, b backend.FileInfo) int { return strings.Compare(a.Name, b.Name) })
+	} else {
+		seq = dc.begin()
+		at = time.Now()
+		var errno syscall.Errno
+		fis, errno = n.list(ctx)
+		if errno != 0 {
+			return nil, 0, errno
+		}
 	}
-	n.fsys.dc.store(n, seq, fis)
+	dc.storeAt(n, seq, fis, at)
+	dc.readAhead(n, fis)
 	return &dirHandle{node: n, entries: fis, seq: seq}, 0, 0
 }
 

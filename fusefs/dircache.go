@@ -48,6 +48,20 @@ import (
 // and its entry is marked unknown when the change completes, so that
 // also a node the kernel has forgotten meanwhile is looked up afresh.
 //
+// Listing ahead of a tree walk: find, du, git's untracked-file scan
+// and `ls -R` open every directory of a tree, one listing (several round
+// trips) after the other. When a directory is opened while its parent
+// was listed within ttl (a walk is going on), the listings of its
+// subdirectories and of its sibling directories are read ahead, at most
+// prefetchParallel at a time and prefetchPerDir per directory, and each
+// serves the next opendir of that subdirectory once, if it comes
+// within ttl. Such an opendir therefore shows the directory as it was
+// at most ttl ago, like a lookup answered from a snapshot; the
+// subdirectory's own changes through this mount discard the listing read
+// ahead (node.changed), and so does any rename through this mount (the
+// path it was read from may now be another directory's). A
+// listing not used within ttl is dropped.
+//
 // Memory: only directories of at most snapMaxEntries entries are kept,
 // at most snapTotalEntries entries in all snapshots together and at most
 // dirStatesMax directories tracked, least recently used dropped first;
@@ -57,6 +71,12 @@ const (
 	snapMaxEntries   = 10000
 	snapTotalEntries = 50000
 	dirStatesMax     = 1024
+	// prefetchParallel listings read ahead at once, prefetchPerDir at
+	// most started per opened directory (for its subdirectories and for
+	// its siblings each), prefetchMax held (done or in flight) in all.
+	prefetchParallel = 4
+	prefetchPerDir   = 64
+	prefetchMax      = 256
 	// specMisses backend lookups in one directory within ttl trigger a
 	// speculative listing. Measured with scripts/bench.sh git status
 	// and find (see /work/notes/PFS.md): 2 already amortises.
@@ -81,6 +101,24 @@ type dirCache struct {
 
 	// speculative counts speculative listings started (tests).
 	speculative atomic.Int64
+
+	// renamed is the sequence number of the latest rename through this
+	// mount: listings read ahead before it are not used.
+	renamed atomic.Uint64
+	// prefetchSem bounds the listings read ahead at once; prefetched
+	// counts those held in dirState.kids (under mu).
+	prefetchSem chan struct{}
+	prefetched  int
+}
+
+// prefetch is the listing of a subdirectory read ahead.
+type prefetch struct {
+	done chan struct{}
+	seq  uint64
+	// Set before done is closed.
+	at  time.Time
+	fis []backend.FileInfo
+	ok  bool
 }
 
 // dirState is what the cache knows about one directory.
@@ -93,6 +131,8 @@ type dirState struct {
 	// misses counts backend lookups since lastMiss-ttl.
 	misses   int
 	lastMiss time.Time
+	// kids holds listings of subdirectories read ahead, by name.
+	kids map[string]*prefetch
 }
 
 // dirSnap is one directory listing. A nil entry is a name whose
@@ -105,7 +145,11 @@ type dirSnap struct {
 }
 
 func newDirCache(o Options) *dirCache {
-	return &dirCache{ttl: min(o.EntryTimeout, o.AttrTimeout), dirs: map[*node]*dirState{}}
+	return &dirCache{
+		ttl:         min(o.EntryTimeout, o.AttrTimeout),
+		dirs:        map[*node]*dirState{},
+		prefetchSem: make(chan struct{}, prefetchParallel),
+	}
 }
 
 func (dc *dirCache) enabled() bool { return dc.ttl > 0 }
@@ -139,6 +183,8 @@ func (dc *dirCache) stateLocked(dir *node) *dirState {
 // unharmed: it stores into a fresh state.
 func (dc *dirCache) evictLocked(st *dirState) {
 	dc.dropSnapLocked(st)
+	dc.prefetched -= len(st.kids)
+	st.kids = nil
 	dc.lru.Remove(st.elem)
 	delete(dc.dirs, st.dir)
 }
@@ -165,6 +211,11 @@ func (dc *dirCache) freshLocked(st *dirState, now time.Time) *dirSnap {
 // store installs fis, read by a listing that started at seq, as dir's
 // snapshot, unless a local change to dir completed since then.
 func (dc *dirCache) store(dir *node, seq uint64, fis []backend.FileInfo) {
+	dc.storeAt(dir, seq, fis, time.Now())
+}
+
+// storeAt is store for a listing read at at.
+func (dc *dirCache) storeAt(dir *node, seq uint64, fis []backend.FileInfo, at time.Time) {
 	if !dc.enabled() || len(fis) > snapMaxEntries {
 		return
 	}
@@ -183,7 +234,7 @@ func (dc *dirCache) store(dir *node, seq uint64, fis []backend.FileInfo) {
 		return
 	}
 	dc.dropSnapLocked(st)
-	st.snap = &dirSnap{at: now, seq: seq, entries: entries}
+	st.snap = &dirSnap{at: at, seq: seq, entries: entries}
 	st.misses = 0
 	dc.total += len(entries)
 	// Expired snapshots go first, then the least recently used.
@@ -193,6 +244,16 @@ func (dc *dirCache) store(dir *node, seq uint64, fis []backend.FileInfo) {
 		if o != st {
 			if o.snap != nil && (now.Sub(o.snap.at) >= dc.ttl || dc.total > snapTotalEntries) {
 				dc.dropSnapLocked(o)
+			}
+		}
+		for name, pf := range o.kids {
+			select {
+			case <-pf.done:
+				if now.Sub(pf.at) >= dc.ttl {
+					delete(o.kids, name)
+					dc.prefetched--
+				}
+			default:
 			}
 		}
 		e = prev
@@ -298,7 +359,14 @@ func (dc *dirCache) update(dir *node, name string, fi *backend.FileInfo, known b
 	defer dc.mu.Unlock()
 	dir.markChanged()
 	st := dc.dirs[dir]
-	if st == nil || st.snap == nil {
+	if st == nil {
+		return
+	}
+	if _, ok := st.kids[name]; ok {
+		delete(st.kids, name)
+		dc.prefetched--
+	}
+	if st.snap == nil {
 		return
 	}
 	_, had := st.snap.entries[name]
@@ -337,7 +405,146 @@ func (dc *dirCache) drop(dir *node) {
 	dir.markChanged()
 	if st := dc.dirs[dir]; st != nil {
 		dc.dropSnapLocked(st)
+		dc.prefetched -= len(st.kids)
+		st.kids = nil
 	}
+}
+
+// parentOf returns n's parent directory node and n's name in it.
+func parentOf(n *node) (*node, string) {
+	name, parent := n.Parent()
+	if parent == nil {
+		return nil, ""
+	}
+	pn, _ := parent.Operations().(*node)
+	return pn, name
+}
+
+// takePrefetched returns the listing of dir read ahead, if there is one
+// that may still be used, waiting for it if it is in flight.
+func (dc *dirCache) takePrefetched(dir *node) (fis []backend.FileInfo, seq uint64, at time.Time, ok bool) {
+	if !dc.enabled() {
+		return nil, 0, at, false
+	}
+	pn, name := parentOf(dir)
+	if pn == nil {
+		return nil, 0, at, false
+	}
+	dc.mu.Lock()
+	st := dc.dirs[pn]
+	var pf *prefetch
+	if st != nil {
+		pf = st.kids[name]
+	}
+	if pf != nil {
+		delete(st.kids, name)
+		dc.prefetched--
+	}
+	dc.mu.Unlock()
+	if pf == nil {
+		return nil, 0, at, false
+	}
+	<-pf.done
+	if !pf.ok || time.Since(pf.at) >= dc.ttl || dir.changed.Load() > pf.seq || dc.renamed.Load() > pf.seq {
+		return nil, 0, at, false
+	}
+	return pf.fis, pf.seq, pf.at, true
+}
+
+// readAhead starts reading the listings of dir's subdirectories and
+// sibling directories after dir was opened with listing fis, if dir's
+// parent was listed within ttl.
+func (dc *dirCache) readAhead(dir *node, fis []backend.FileInfo) {
+	if !dc.enabled() {
+		return
+	}
+	pn, name := parentOf(dir)
+	if pn == nil {
+		return
+	}
+	dirPath, ok := dir.path()
+	if !ok {
+		return
+	}
+	parentPath, ok := pn.path()
+	if !ok {
+		return
+	}
+	now := time.Now()
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	pst := dc.dirs[pn]
+	if pst == nil {
+		return
+	}
+	psnap := dc.freshLocked(pst, now)
+	if psnap == nil {
+		return
+	}
+	st := dc.stateLocked(dir)
+	started := 0
+	for i := range fis {
+		if started == prefetchPerDir {
+			break
+		}
+		if fis[i].IsDir() && dc.prefetchLocked(st, fis[i].Name, dirPath) {
+			started++
+		}
+	}
+	started = 0
+	for sib, fi := range psnap.entries {
+		if started == prefetchPerDir {
+			break
+		}
+		if fi != nil && fi.IsDir() && sib != name && dc.prefetchLocked(pst, sib, parentPath) {
+			started++
+		}
+	}
+}
+
+// prefetchLocked starts reading the listing of subdirectory name of the
+// directory st (at path dirPath) unless it is read already.
+func (dc *dirCache) prefetchLocked(st *dirState, name, dirPath string) bool {
+	if _, ok := st.kids[name]; ok || dc.prefetched >= prefetchMax {
+		return false
+	}
+	if cst := dc.childStateLocked(st.dir, name); cst != nil && (cst.snap != nil || cst.fetching != nil) {
+		return false
+	}
+	p := name
+	if dirPath != "." {
+		p = dirPath + "/" + name
+	}
+	pf := &prefetch{done: make(chan struct{}), seq: dc.begin()}
+	if st.kids == nil {
+		st.kids = map[string]*prefetch{}
+	}
+	st.kids[name] = pf
+	dc.prefetched++
+	b := st.dir.fsys.b
+	go func() {
+		dc.prefetchSem <- struct{}{}
+		pf.at = time.Now()
+		fis, err := b.ReadDir(context.Background(), p)
+		<-dc.prefetchSem
+		pf.fis, pf.ok = fis, err == nil
+		close(pf.done)
+	}()
+	return true
+}
+
+// childStateLocked returns the state of dir's child name if the kernel
+// knows that child.
+func (dc *dirCache) childStateLocked(dir *node, name string) *dirState {
+	ch := dir.GetChild(name)
+	if ch == nil {
+		return nil
+	}
+	cn, ok := ch.Operations().(*node)
+	if !ok {
+		return nil
+	}
+	return dc.dirs[cn]
 }
 
 // childChanged marks n's entry in its parent's snapshot unknown after

@@ -397,3 +397,129 @@ func TestKeepCache(t *testing.T) {
 	}
 	readAll('c')
 }
+
+// slowListBackend delays every listing like a network round trip and
+// records how many run at once.
+type slowListBackend struct {
+	backend.Backend
+	delay         time.Duration
+	running, peak atomic.Int64
+	lists         atomic.Int64
+}
+
+func (s *slowListBackend) ReadDir(ctx context.Context, name string) ([]backend.FileInfo, error) {
+	s.lists.Add(1)
+	r := s.running.Add(1)
+	defer s.running.Add(-1)
+	for {
+		p := s.peak.Load()
+		if r <= p || s.peak.CompareAndSwap(p, r) {
+			break
+		}
+	}
+	time.Sleep(s.delay)
+	return s.Backend.ReadDir(ctx, name)
+}
+
+// walk lists every directory below root depth first, like find, and
+// returns the relative paths seen.
+func walk(t *testing.T, root string) []string {
+	t.Helper()
+	var seen []string
+	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		seen = append(seen, rel)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seen
+}
+
+// TestTreeWalkReadsAhead: walking a tree lists subdirectories ahead in
+// parallel (each listing read once), and shows exactly the tree.
+func TestTreeWalkReadsAhead(t *testing.T) {
+	requireMount(t)
+	back := t.TempDir()
+	for a := range 5 {
+		for b := range 5 {
+			makeFiles(t, filepath.Join(back, "tree", fmt.Sprintf("a%d", a), fmt.Sprintf("b%d", b)), "f", 3)
+		}
+	}
+	lb, err := local.New(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := &slowListBackend{Backend: lb, delay: 10 * time.Millisecond}
+	o := testOptions()
+	o.AttrTimeout, o.EntryTimeout = 10*time.Second, 10*time.Second
+	mnt := mountBackend(t, sb, o)
+	want := walk(t, filepath.Join(back, "tree"))
+	start := time.Now()
+	got := walk(t, filepath.Join(mnt, "tree"))
+	d := time.Since(start)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("walk through the mount saw\n%v\nwant\n%v", got, want)
+	}
+	t.Logf("walk of %d directories: %v, %d listings, at most %d at once", 31, d, sb.lists.Load(), sb.peak.Load())
+	if sb.peak.Load() < 2 {
+		t.Errorf("listings were read one at a time; want subdirectories read ahead in parallel")
+	}
+	if n := sb.lists.Load(); n > 31 {
+		t.Errorf("%d listings for 31 directories: listings read ahead were not used", n)
+	}
+}
+
+// TestReadAheadSeesOwnChanges: a listing read ahead is not used once
+// the directory changed through the mount, nor after a rename.
+func TestReadAheadSeesOwnChanges(t *testing.T) {
+	back := t.TempDir()
+	for _, d := range []string{"p/x", "p/y", "p/z", "p/w"} {
+		makeFiles(t, filepath.Join(back, d), "f", 2)
+	}
+	o := testOptions()
+	o.AttrTimeout, o.EntryTimeout = 10*time.Second, 10*time.Second
+	mnt, cb := mountCounted(t, back, o)
+	p := filepath.Join(mnt, "p")
+	if _, err := os.ReadDir(p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.ReadDir(filepath.Join(p, "x")); err != nil { // reads y, z, w ahead
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for cb.readdirs.Load() < 5 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if cb.readdirs.Load() < 5 {
+		t.Fatalf("siblings were not read ahead (%d listings)", cb.readdirs.Load())
+	}
+	writeFile(t, filepath.Join(p, "y", "new"), "n")
+	if err := os.Rename(filepath.Join(p, "z", "f000"), filepath.Join(p, "z", "g")); err != nil {
+		t.Fatal(err)
+	}
+	names := func(d string) string {
+		ents, err := os.ReadDir(filepath.Join(p, d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s []string
+		for _, e := range ents {
+			s = append(s, e.Name())
+		}
+		return fmt.Sprint(s)
+	}
+	if got := names("y"); got != "[f000 f001 new]" {
+		t.Errorf("listing of y after creating y/new through the mount: %s", got)
+	}
+	if got := names("z"); got != "[f001 g]" {
+		t.Errorf("listing of z after a rename in it through the mount: %s", got)
+	}
+	if got := names("w"); got != "[f000 f001]" {
+		t.Errorf("listing of w: %s", got)
+	}
+}

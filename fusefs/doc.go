@@ -33,6 +33,17 @@
 // with the listing answer the kernel's READDIRPLUS, so `ls -l` costs one
 // ReadDir rather than a stat per entry.
 //
+// # Listing snapshots
+//
+// Every listing read is kept for min(EntryTimeout, AttrTimeout) and
+// answers lookups in its directory, positive and negative, without a
+// round trip; several lookups missing in a directory that has no
+// snapshot make it listed once (speculative listing), and a walk through
+// a tree reads the listings of the directories it will open next ahead,
+// in parallel. This mount's own changes update or invalidate snapshots
+// at once; other clients' changes show at most the timeout late. The
+// rules and the memory bounds are in dircache.go.
+//
 // # Files
 //
 // A fileHandle wraps a backend.File; operations racing with Release get
@@ -49,6 +60,11 @@
 // sticky errors surfaced at the next write, flush and fsync; both exist
 // because a network backend is bound by round trips otherwise. Their
 // consistency rules are in those files and in docs/perf.md.
+//
+// Open keeps the kernel's page cache (FOPEN_KEEP_CACHE) when the file's
+// size and mtime are those of the previous open, the mtime had settled
+// (SFTP mtimes have whole seconds) and nothing was written through the
+// mount since (keepcache.go).
 //
 // # Errors
 //

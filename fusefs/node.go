@@ -541,6 +541,8 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	}
 	dc := n.fsys.dc
 	moved, known := dc.entry(n, name)
+	// Listings read ahead by path may now be another directory's.
+	defer dc.renamed.Store(dc.begin())
 	if errno := n.errno("rename", from, n.fsys.b.Rename(bctx(ctx), from, to, rf)); errno != 0 {
 		dc.drop(n)
 		dc.drop(np)
