@@ -37,7 +37,8 @@ import (
 // have been touched by the upgrade.
 func TestPluginUpgrade(t *testing.T) {
 	requireDocker(t)
-	registryBin := testenv.LookPath(t, "docker-registry") // Debian package docker-registry
+	registryBin, err := exec.LookPath("docker-registry")
+	testenv.Require(t, "docker-registry (Debian package docker-registry; scripts/deps.sh installs it)", err == nil)
 	h := &harness{t: t, repo: repoRoot(t), suffix: strconv.FormatUint(rand.Uint64()%1e6, 36)}
 	start := time.Now()
 	defer func() { t.Logf("upgrade e2e took %s", time.Since(start).Round(time.Second)) }()

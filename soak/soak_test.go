@@ -319,7 +319,9 @@ func TestSoak(t *testing.T) {
 	}
 
 	if ds != nil {
-		ds.wait(until.Add(hangLimit + 20*time.Second))
+		// A container's last iteration (cp, read, rm) may start just
+		// before until, each step bounded by the hang limit.
+		ds.wait(until.Add(3*hangLimit + 20*time.Second))
 		<-churned // bounded: each run has its own hang limit
 	}
 
