@@ -50,8 +50,19 @@
 // the user creating any host directory, and Docker volume names cannot
 // start with ".", so it never collides with a volume. Mounts found under
 // MountRoot at start are leftovers of a previous run (the FUSE server
-// lived in the old process) and are detached lazily; volumes that still
-// had callers are remounted in the background once the socket serves.
+// lived in the old process): their FUSE connections are aborted through
+// fusectl (mounted on /sys/fs/fuse/connections, or a private directory,
+// if needed), so a process blocked on a wedged previous instance gets
+// ECONNABORTED/ENOTCONN instead of hanging, and they are then detached
+// lazily. No system call is ever made through such a mount or through
+// the plugin's own mounts (mountpoints are created with mkdir(2) and
+// inspected through /proc/self/mountinfo): a request to a dead or wedged
+// FUSE server can block forever, and a plugin SIGKILLed while waiting on
+// its own mount cannot even exit. (go-fuse's mount handshake still opens
+// a file in each new mount once, from this process; a kill landing in
+// that window leaves exactly such a wedged instance, which the next
+// start's abort releases.) Volumes that still had callers are remounted
+// in the background once the socket serves.
 // Docker never sends Unmount for containers that died with a crashed
 // engine, so such restored callers can be stale forever: they keep the
 // mount up but do not block Remove, which Docker only calls when none of

@@ -705,6 +705,11 @@ func (d *Driver) describe(v *vol) *volume.Volume {
 		if ms.LastError != "" {
 			lastErr = ms.LastError
 		}
+		if ms.RejectedNames > 0 {
+			// A server sending names like "../x" or "a/b" is hostile
+			// or broken; inspect shows it, the log has the names.
+			st["rejected_names"] = ms.RejectedNames
+		}
 		select {
 		case <-v.mount.Done():
 			st["state"] = "dead"

@@ -50,4 +50,7 @@ type MountStatus struct {
 	Reconnects int64
 	LastError  string
 	HostKey    string
+	// RejectedNames counts listing entries the server sent with names
+	// that are not a single path element (dropped and logged).
+	RejectedNames int64
 }

@@ -104,5 +104,6 @@ func (m realMount) Alive(ctx context.Context) error { return m.m.Alive(ctx) }
 func (m realMount) Done() <-chan struct{}           { return m.m.Done() }
 func (m realMount) Status() MountStatus {
 	s := m.m.Status()
-	return MountStatus{State: s.State, Reconnects: int64(s.Reconnects), LastError: s.LastError, HostKey: s.HostKeyFingerprint}
+	return MountStatus{State: s.State, Reconnects: int64(s.Reconnects), LastError: s.LastError, HostKey: s.HostKeyFingerprint,
+		RejectedNames: s.RejectedNames}
 }

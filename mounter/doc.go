@@ -7,4 +7,11 @@
 // that cannot be removed because some process still has a file open would
 // otherwise block Docker forever; the backend is closed once the kernel
 // lets go of the last file.
+//
+// Alive checks a mount from inside the process (the FUSE server still
+// running, the mount table still showing its connection on the
+// mountpoint, the backend answering a Stat within the deadline) and never
+// makes a system call on the mountpoint: the request would be served by
+// this same process, and a process SIGKILLed while one of its threads
+// waits for its own FUSE server cannot finish exiting.
 package mounter

@@ -191,6 +191,10 @@ type Status struct {
 	// Missing lists backend features that do not work (see
 	// backend.Capabilities.Missing).
 	Missing []string
+	// RejectedNames counts directory entries the SFTP server sent
+	// with names that are not a single path element; they were
+	// dropped and logged (see backend/sftp).
+	RejectedNames int64
 }
 
 // Status reports the mount and, for SFTP, the connection.
@@ -202,6 +206,7 @@ func (m *Mounted) Status() Status {
 	if s, ok := m.b.(interface{ Status() sftp.Status }); ok {
 		ss := s.Status()
 		st.Reconnects, st.LastError, st.HostKeyFingerprint = ss.Reconnects, ss.LastError, ss.HostKeyFingerprint
+		st.RejectedNames = ss.RejectedNames
 		if ss.State == sftp.StateReconnecting {
 			st.State = StateReconnecting
 		}

@@ -66,6 +66,9 @@ type Backend struct {
 	// writes through any handle); a File's creation-time attributes are
 	// reused only while it is unchanged.
 	mutations atomic.Uint64
+	// dirs holds the listing session and the rejected-name count
+	// (readdir.go).
+	dirs dirLister
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -86,6 +89,10 @@ type Status struct {
 	// ServerExtensions are the SFTP extensions the server announced.
 	ServerExtensions []string
 	Capabilities     backend.Capabilities
+	// RejectedNames counts directory entries the server sent whose
+	// name was not a single path element ("", or with "/" or NUL);
+	// they were dropped and logged.
+	RejectedNames int64
 }
 
 // New validates cfg, connects, and checks (or creates, with CreatePath)
@@ -210,6 +217,7 @@ func (b *Backend) Status() Status {
 	return Status{
 		State: state, Reconnects: n, LastError: last, HostKeyFingerprint: b.hk.get(),
 		Remote: b.remote, ServerExtensions: append([]string(nil), b.exts...), Capabilities: b.caps,
+		RejectedNames: b.dirs.rejected.Load(),
 	}
 }
 
@@ -292,35 +300,10 @@ func (b *Backend) Lstat(ctx context.Context, name string) (backend.FileInfo, err
 	return toInfo(baseName(name), fi), nil
 }
 
-// ReadDir lists a directory, dropping names a hostile or broken server
-// could use to confuse the caller.
+// ReadDir lists a directory with the names exactly as the server sent
+// them, rejecting those that are not a single path element (readdir.go).
 func (b *Backend) ReadDir(ctx context.Context, name string) ([]backend.FileInfo, error) {
-	p, err := b.abs("readdir", name)
-	if err != nil {
-		return nil, err
-	}
-	list, err := call(b.c, ctx, true, func(t *transport) ([]os.FileInfo, error) { return t.client.ReadDirContext(ctx, p) }, nil)
-	if err != nil {
-		// OpenSSH says FAILURE for a file, other servers NO_SUCH_FILE.
-		if classify(err) != syscall.EACCES && !isConnErr(nil, err) {
-			if st, serr := call(b.c, ctx, true, func(t *transport) (os.FileInfo, error) { return t.client.Stat(p) }, nil); serr == nil && !st.IsDir() {
-				return nil, errnoErr("readdir", name, syscall.ENOTDIR)
-			}
-		}
-		return nil, pathErr("readdir", name, err)
-	}
-	out := make([]backend.FileInfo, 0, len(list))
-	for _, fi := range list {
-		n := fi.Name()
-		if n == "" || n == "." || n == ".." || strings.ContainsAny(n, "/\x00") {
-			if n != "." && n != ".." {
-				b.log.Warn("server sent an invalid directory entry name; ignoring it", "dir", name, "entry", fmt.Sprintf("%q", n))
-			}
-			continue
-		}
-		out = append(out, toInfo(n, fi))
-	}
-	return out, nil
+	return b.readDir(ctx, name)
 }
 
 // Mkdir creates a directory, then sets perm (pkg/sftp's MKDIR sends no
