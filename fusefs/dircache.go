@@ -3,6 +3,7 @@ package fusefs
 import (
 	"container/list"
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,7 +75,7 @@ const (
 	// prefetchParallel listings read ahead at once, prefetchPerDir at
 	// most started per opened directory (for its subdirectories and for
 	// its siblings each), prefetchMax held (done or in flight) in all.
-	prefetchParallel = 4
+	prefetchParallel = 8
 	prefetchPerDir   = 64
 	prefetchMax      = 256
 	// specMisses backend lookups in one directory within ttl trigger a
@@ -105,16 +106,24 @@ type dirCache struct {
 	// renamed is the sequence number of the latest rename through this
 	// mount: listings read ahead before it are not used.
 	renamed atomic.Uint64
-	// prefetchSem bounds the listings read ahead at once; prefetched
-	// counts those held in dirState.kids (under mu).
-	prefetchSem chan struct{}
-	prefetched  int
+	// queue holds listings to read ahead, in the order a depth-first
+	// walk needs them; workers (at most prefetchParallel) read them.
+	// prefetched counts those held in dirState.kids. Under mu.
+	queue      []*prefetch
+	workers    int
+	prefetched int
+	// backend is the mount's backend, for the workers.
+	b backend.Backend
 }
 
 // prefetch is the listing of a subdirectory read ahead.
 type prefetch struct {
 	done chan struct{}
 	seq  uint64
+	path string
+	// started is set (under dirCache.mu) by whoever reads it: a worker,
+	// or the opendir that needs it before a worker got to it.
+	started bool
 	// Set before done is closed.
 	at  time.Time
 	fis []backend.FileInfo
@@ -144,11 +153,11 @@ type dirSnap struct {
 	entries map[string]*backend.FileInfo
 }
 
-func newDirCache(o Options) *dirCache {
+func newDirCache(b backend.Backend, o Options) *dirCache {
 	return &dirCache{
-		ttl:         min(o.EntryTimeout, o.AttrTimeout),
-		dirs:        map[*node]*dirState{},
-		prefetchSem: make(chan struct{}, prefetchParallel),
+		ttl:  min(o.EntryTimeout, o.AttrTimeout),
+		dirs: map[*node]*dirState{},
+		b:    b,
 	}
 }
 
@@ -183,8 +192,7 @@ func (dc *dirCache) stateLocked(dir *node) *dirState {
 // unharmed: it stores into a fresh state.
 func (dc *dirCache) evictLocked(st *dirState) {
 	dc.dropSnapLocked(st)
-	dc.prefetched -= len(st.kids)
-	st.kids = nil
+	dc.dropKidsLocked(st)
 	dc.lru.Remove(st.elem)
 	delete(dc.dirs, st.dir)
 }
@@ -362,7 +370,8 @@ func (dc *dirCache) update(dir *node, name string, fi *backend.FileInfo, known b
 	if st == nil {
 		return
 	}
-	if _, ok := st.kids[name]; ok {
+	if pf, ok := st.kids[name]; ok {
+		pf.started = true // a worker skips it
 		delete(st.kids, name)
 		dc.prefetched--
 	}
@@ -405,9 +414,18 @@ func (dc *dirCache) drop(dir *node) {
 	dir.markChanged()
 	if st := dc.dirs[dir]; st != nil {
 		dc.dropSnapLocked(st)
-		dc.prefetched -= len(st.kids)
-		st.kids = nil
+		dc.dropKidsLocked(st)
 	}
+}
+
+// dropKidsLocked forgets st's listings read ahead; queued ones are not
+// read.
+func (dc *dirCache) dropKidsLocked(st *dirState) {
+	for _, pf := range st.kids {
+		pf.started = true
+	}
+	dc.prefetched -= len(st.kids)
+	st.kids = nil
 }
 
 // parentOf returns n's parent directory node and n's name in it.
@@ -436,13 +454,20 @@ func (dc *dirCache) takePrefetched(dir *node) (fis []backend.FileInfo, seq uint6
 	if st != nil {
 		pf = st.kids[name]
 	}
+	run := false
 	if pf != nil {
 		delete(st.kids, name)
 		dc.prefetched--
+		// Not started yet: read it now rather than wait in line.
+		run = !pf.started
+		pf.started = true
 	}
 	dc.mu.Unlock()
 	if pf == nil {
 		return nil, 0, at, false
+	}
+	if run {
+		dc.read(pf)
 	}
 	<-pf.done
 	if !pf.ok || time.Since(pf.at) >= dc.ttl || dir.changed.Load() > pf.seq || dc.renamed.Load() > pf.seq {
@@ -482,24 +507,72 @@ func (dc *dirCache) readAhead(dir *node, fis []backend.FileInfo) {
 		return
 	}
 	st := dc.stateLocked(dir)
-	started := 0
+	// Subdirectories first, then siblings, each in name order: the
+	// order in which a depth-first walk of sorted listings opens them.
+	var subs, sibs []string
 	for i := range fis {
-		if started == prefetchPerDir {
-			break
-		}
-		if fis[i].IsDir() && dc.prefetchLocked(st, fis[i].Name, dirPath) {
-			started++
+		if fis[i].IsDir() {
+			subs = append(subs, fis[i].Name)
 		}
 	}
-	started = 0
 	for sib, fi := range psnap.entries {
-		if started == prefetchPerDir {
-			break
+		if fi != nil && fi.IsDir() && sib != name {
+			sibs = append(sibs, sib)
 		}
-		if fi != nil && fi.IsDir() && sib != name && dc.prefetchLocked(pst, sib, parentPath) {
+	}
+	slices.Sort(subs)
+	slices.Sort(sibs)
+	dc.prefetchAllLocked(st, subs, dirPath)
+	dc.prefetchAllLocked(pst, sibs, parentPath)
+	for dc.workers < prefetchParallel && len(dc.queue) > 0 {
+		dc.workers++
+		go dc.work()
+	}
+}
+
+// prefetchAllLocked queues at most prefetchPerDir of names.
+func (dc *dirCache) prefetchAllLocked(st *dirState, names []string, dirPath string) {
+	started := 0
+	for _, name := range names {
+		if started == prefetchPerDir {
+			return
+		}
+		if dc.prefetchLocked(st, name, dirPath) {
 			started++
 		}
 	}
+}
+
+// work reads queued listings until the queue is empty.
+func (dc *dirCache) work() {
+	for {
+		dc.mu.Lock()
+		var pf *prefetch
+		for len(dc.queue) > 0 && pf == nil {
+			pf = dc.queue[0]
+			dc.queue[0] = nil
+			dc.queue = dc.queue[1:]
+			if pf.started {
+				pf = nil // taken by its opendir
+			}
+		}
+		if pf == nil {
+			dc.workers--
+			dc.mu.Unlock()
+			return
+		}
+		pf.started = true
+		dc.mu.Unlock()
+		dc.read(pf)
+	}
+}
+
+// read reads pf's listing.
+func (dc *dirCache) read(pf *prefetch) {
+	pf.at = time.Now()
+	fis, err := dc.b.ReadDir(context.Background(), pf.path)
+	pf.fis, pf.ok = fis, err == nil
+	close(pf.done)
 }
 
 // prefetchLocked starts reading the listing of subdirectory name of the
@@ -515,21 +588,13 @@ func (dc *dirCache) prefetchLocked(st *dirState, name, dirPath string) bool {
 	if dirPath != "." {
 		p = dirPath + "/" + name
 	}
-	pf := &prefetch{done: make(chan struct{}), seq: dc.begin()}
+	pf := &prefetch{done: make(chan struct{}), seq: dc.begin(), path: p}
 	if st.kids == nil {
 		st.kids = map[string]*prefetch{}
 	}
 	st.kids[name] = pf
 	dc.prefetched++
-	b := st.dir.fsys.b
-	go func() {
-		dc.prefetchSem <- struct{}{}
-		pf.at = time.Now()
-		fis, err := b.ReadDir(context.Background(), p)
-		<-dc.prefetchSem
-		pf.fis, pf.ok = fis, err == nil
-		close(pf.done)
-	}()
+	dc.queue = append(dc.queue, pf)
 	return true
 }
 

@@ -23,7 +23,7 @@ func newFilesystem(b backend.Backend, o Options) *filesystem {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	fsys := &filesystem{b: b, caps: b.Capabilities(), o: o, log: lg, bufs: newBufPool(), dc: newDirCache(o)}
+	fsys := &filesystem{b: b, caps: b.Capabilities(), o: o, log: lg, bufs: newBufPool(), dc: newDirCache(b, o)}
 	fsys.root = &node{fsys: fsys}
 	return fsys
 }
