@@ -320,8 +320,11 @@ func (d *dockerSoak) churn(vols []*volume, journals string, until time.Time, han
 	return done
 }
 
+// countRunError counts a failed `docker run` by the end of the first
+// line of its message (the reason; the CLI adds "See 'docker run --help'").
 func (d *dockerSoak) countRunError(err error) {
-	msg := err.Error()
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	msg = strings.TrimSuffix(strings.TrimSpace(msg), ".")
 	if i := strings.LastIndex(msg, ": "); i >= 0 {
 		msg = msg[i+2:]
 	}
