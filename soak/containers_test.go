@@ -241,7 +241,7 @@ func (d *dockerSoak) start(vols []*volume, journals string, until time.Time, han
 			}
 			d.t.Cleanup(func() { dockerCLI(context.Background(), "rm", "-f", c.name) })
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			_, err := dockerCLI(ctx, "run", "-d", "--name", c.name, "-v", c.volume+":/data", "-v", jdir+":/j",
+			out, err := dockerCLI(ctx, "run", "-d", "--name", c.name, "-v", c.volume+":/data", "-v", jdir+":/j",
 				"-e", "UNTIL="+strconv.FormatInt(until.Unix(), 10), "-e", "SOAK_DIR="+filepath.Base(c.srvDir),
 				"-e", "HANG="+strconv.Itoa(hang), "-e", "MAXKB="+strconv.Itoa(maxKB),
 				d.image, "sh", "-c", containerScript)
@@ -249,7 +249,7 @@ func (d *dockerSoak) start(vols []*volume, journals string, until time.Time, han
 			if err != nil {
 				// The network may already be cut when the soak starts
 				// the later containers; Docker's Mount then fails.
-				d.countRunError(err)
+				d.countRunError(out)
 				continue
 			}
 			d.conts = append(d.conts, c)
@@ -297,7 +297,7 @@ func (d *dockerSoak) churn(vols []*volume, journals string, until time.Time, han
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), runLimit)
 			start := time.Now()
-			_, err := dockerCLI(ctx, "run", "--rm", "--name", c.name, "-v", c.volume+":/data", "-v", jdir+":/j",
+			out, err := dockerCLI(ctx, "run", "--rm", "--name", c.name, "-v", c.volume+":/data", "-v", jdir+":/j",
 				"-e", "UNTIL="+strconv.FormatInt(until.Add(runLimit).Unix(), 10), "-e", "SOAK_DIR=churn",
 				"-e", "MAXOPS="+strconv.Itoa(churnOps), "-e", "PREFIX=r"+strconv.Itoa(n)+"-",
 				"-e", "HANG="+strconv.Itoa(hang), "-e", "MAXKB="+strconv.Itoa(maxKB),
@@ -313,7 +313,7 @@ func (d *dockerSoak) churn(vols []*volume, journals string, until time.Time, han
 				d.t.Errorf("short-lived container %s still running after %v: a hang; removing it", c.name, time.Since(start).Round(time.Second))
 				dockerCLI(context.Background(), "rm", "-f", c.name)
 			} else if err != nil {
-				d.countRunError(err)
+				d.countRunError(out)
 			}
 		}
 	}()
@@ -321,9 +321,9 @@ func (d *dockerSoak) churn(vols []*volume, journals string, until time.Time, han
 }
 
 // countRunError counts a failed `docker run` by the end of the first
-// line of its message (the reason; the CLI adds "See 'docker run --help'").
-func (d *dockerSoak) countRunError(err error) {
-	msg, _, _ := strings.Cut(err.Error(), "\n")
+// line of its output (the reason; the CLI adds "See 'docker run --help'").
+func (d *dockerSoak) countRunError(out string) {
+	msg, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
 	msg = strings.TrimSuffix(strings.TrimSpace(msg), ".")
 	if i := strings.LastIndex(msg, ": "); i >= 0 {
 		msg = msg[i+2:]
