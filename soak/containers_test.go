@@ -203,6 +203,9 @@ func startDockerSoak(t *testing.T, srv *sshdtest.Server, vols []*volume, opTimeo
 		for _, v := range d.volumes {
 			if _, err := dockerCLI(context.Background(), "volume", "rm", v); err != nil {
 				t.Errorf("removing plugin volume after the soak: %v", err)
+				// Forget it in Docker anyway, while the plugin still
+				// exists (after it is gone Docker cannot look it up).
+				dockerCLI(context.Background(), "volume", "rm", "-f", v)
 			}
 		}
 	})
