@@ -71,6 +71,7 @@ fuzz-smoke:
 	$(LOCK) $(GO) test -run '^$$' -fuzz '^FuzzLocalPaths$$' -fuzztime 2000x ./backend/local/
 	$(LOCK) $(GO) test -run '^$$' -fuzz '^FuzzHostileServerReplies$$' -fuzztime 300x ./backend/sftp/
 	$(LOCK) $(GO) test -run '^$$' -fuzz '^FuzzHostKeyPolicy$$' -fuzztime 6000x ./backend/sftp/
+	$(LOCK) $(GO) test -run '^$$' -fuzz '^FuzzRawListing$$' -fuzztime 2000x ./backend/sftp/
 
 plugin:
 	VERSION=$(VERSION) scripts/build-plugin.sh $(PLUGIN_ARCH)
