@@ -47,6 +47,15 @@ type Config struct {
 	MountTimeout time.Duration
 	// AliveTimeout bounds the liveness probe of a reused mount (default 5s).
 	AliveTimeout time.Duration
+	// MountRequestTimeout bounds one Mount request as Docker sees it:
+	// waiting for other operations on the same volume, the liveness
+	// probe and mounting (default 25s). Docker gives up on a plugin call
+	// after about 30s and never sends the Unmount for that caller; a
+	// Mount that succeeded later would count a caller that never leaves,
+	// and `docker volume rm` would be refused for good (seen in a 10 min
+	// soak). So Mount answers within this budget, with an error if need
+	// be, and records the caller only when it answers success.
+	MountRequestTimeout time.Duration
 	// ReleaseMemoryDelay is how long after the last FUSE unmount of a
 	// burst the driver hands freed heap back to the kernel (default 2s;
 	// negative: never, leaving it to the Go runtime). Each mount's
@@ -87,7 +96,7 @@ type Driver struct {
 
 type vol struct {
 	name string
-	op   sync.Mutex // held across network I/O; see Driver
+	op   opLock // held across network I/O; see Driver
 
 	// Guarded by Driver.mu.
 	rec     volumeRecord
@@ -136,6 +145,9 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.MountTimeout <= 0 {
 		cfg.MountTimeout = 60 * time.Second
+	}
+	if cfg.MountRequestTimeout <= 0 {
+		cfg.MountRequestTimeout = 25 * time.Second
 	}
 	if cfg.AliveTimeout <= 0 {
 		cfg.AliveTimeout = 5 * time.Second
@@ -233,7 +245,7 @@ func (d *Driver) Start() {
 			if skip {
 				return
 			}
-			if err := d.mountLocked(v); err != nil {
+			if err := d.mountLocked(context.Background(), v); err != nil {
 				d.log.Error("remounting a volume that was in use before the restart failed; the next container start retries",
 					"volume", v.name, "error", err)
 				return
@@ -436,7 +448,12 @@ func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) 
 	if err != nil {
 		return nil, err
 	}
-	v.op.Lock()
+	reqCtx, reqCancel := context.WithTimeout(context.Background(), d.cfg.MountRequestTimeout)
+	defer reqCancel()
+	if !v.op.lockContext(reqCtx) {
+		return nil, fmt.Errorf("volume %q is busy: another mount or unmount of it (waiting for the server) did not finish within %s; start the container again later",
+			req.Name, d.cfg.MountRequestTimeout)
+	}
 	defer v.op.Unlock()
 	d.mu.Lock()
 	if v.removed {
@@ -447,7 +464,7 @@ func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) 
 	d.mu.Unlock()
 
 	if m != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), d.cfg.AliveTimeout)
+		ctx, cancel := context.WithTimeout(reqCtx, d.cfg.AliveTimeout)
 		err := m.Alive(ctx)
 		cancel()
 		if err != nil {
@@ -460,7 +477,7 @@ func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) 
 		}
 	}
 	if m == nil {
-		if err := d.mountLocked(v); err != nil {
+		if err := d.mountLocked(reqCtx, v); err != nil {
 			d.mu.Lock()
 			idle := len(v.rec.MountIDs) == 0
 			d.mu.Unlock()
@@ -485,9 +502,9 @@ func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) 
 	return &volume.MountResponse{Mountpoint: d.mountpoint(req.Name)}, nil
 }
 
-// mountLocked mounts v (guard first, then the filesystem). Caller holds
-// v.op and v has no live mount.
-func (d *Driver) mountLocked(v *vol) error {
+// mountLocked mounts v (guard first, then the filesystem) within
+// MountTimeout and ctx. Caller holds v.op and v has no live mount.
+func (d *Driver) mountLocked(ctx context.Context, v *vol) error {
 	mp := d.mountpoint(v.name)
 	d.mu.Lock()
 	opts := maps.Clone(v.rec.Options)
@@ -521,12 +538,16 @@ func (d *Driver) mountLocked(v *vol) error {
 		v.guarded = true
 		d.mu.Unlock()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.MountTimeout)
+	bound := d.cfg.MountTimeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < bound {
+		bound = time.Until(dl).Round(time.Millisecond) // what is left of the request's budget
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.MountTimeout)
 	defer cancel()
 	m, err := d.cfg.Mounter.Mount(ctx, opts, mp)
 	if err != nil {
 		if ctx.Err() != nil {
-			err = fmt.Errorf("mounting did not finish within %s: %w", d.cfg.MountTimeout, err)
+			err = fmt.Errorf("mounting did not finish within %s: %w", bound, err)
 		}
 		return fail(err)
 	}
