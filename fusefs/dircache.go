@@ -142,6 +142,18 @@ type dirState struct {
 	lastMiss time.Time
 	// kids holds listings of subdirectories read ahead, by name.
 	kids map[string]*prefetch
+	// replay holds the local changes that completed while the
+	// speculative listing was in flight, to apply to it; lost is set
+	// when one of unknown outcome happened (drop).
+	replay []snapOp
+	lost   bool
+}
+
+// snapOp is one update (see dirCache.update).
+type snapOp struct {
+	name  string
+	fi    *backend.FileInfo
+	known bool
 }
 
 // dirSnap is one directory listing. A nil entry is a name whose
@@ -227,17 +239,28 @@ func (dc *dirCache) storeAt(dir *node, seq uint64, fis []backend.FileInfo, at ti
 	if !dc.enabled() || len(fis) > snapMaxEntries {
 		return
 	}
-	entries := make(map[string]*backend.FileInfo, len(fis))
-	for i := range fis {
-		entries[fis[i].Name] = &fis[i]
-	}
-	now := time.Now()
+	entries := entryMap(fis)
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
 	if dir.changed.Load() > seq {
 		return
 	}
-	st := dc.stateLocked(dir)
+	dc.installLocked(dc.stateLocked(dir), seq, entries, at)
+}
+
+func entryMap(fis []backend.FileInfo) map[string]*backend.FileInfo {
+	entries := make(map[string]*backend.FileInfo, len(fis))
+	for i := range fis {
+		entries[fis[i].Name] = &fis[i]
+	}
+	return entries
+}
+
+// installLocked makes entries, read by a listing that started at seq
+// at time at, st's snapshot unless it has a newer one, and enforces the
+// memory bounds.
+func (dc *dirCache) installLocked(st *dirState, seq uint64, entries map[string]*backend.FileInfo, at time.Time) {
+	now := time.Now()
 	if st.snap != nil && st.snap.seq > seq {
 		return
 	}
@@ -341,12 +364,21 @@ func (dc *dirCache) miss(ctx context.Context, dir *node) <-chan struct{} {
 	dc.speculative.Add(1)
 	seq := dc.begin()
 	go func() {
+		at := time.Now()
 		fis, errno := dir.listUnsorted(ctx)
-		if errno == 0 {
-			dc.store(dir, seq, fis)
-		}
 		dc.mu.Lock()
-		st.fetching = nil
+		ops, lost := st.replay, st.lost
+		st.replay, st.lost, st.fetching = nil, false, nil
+		// Local changes made meanwhile (a directory being filled
+		// through this mount) are applied rather than making the
+		// listing useless; a state evicted meanwhile missed some.
+		if errno == 0 && !lost && dc.dirs[dir] == st && len(fis) <= snapMaxEntries {
+			entries := entryMap(fis)
+			for _, op := range ops {
+				applyOp(entries, op)
+			}
+			dc.installLocked(st, seq, entries, at)
+		}
 		dc.mu.Unlock()
 		close(done)
 	}()
@@ -375,24 +407,36 @@ func (dc *dirCache) update(dir *node, name string, fi *backend.FileInfo, known b
 		delete(st.kids, name)
 		dc.prefetched--
 	}
+	op := snapOp{name: name, known: known}
+	if fi != nil {
+		c := *fi
+		c.Name = name
+		op.fi = &c
+	}
+	if st.fetching != nil {
+		st.replay = append(st.replay, op)
+	}
 	if st.snap == nil {
 		return
 	}
 	_, had := st.snap.entries[name]
-	switch {
-	case fi != nil:
-		c := *fi
-		c.Name = name
-		st.snap.entries[name] = &c
-	case known:
-		delete(st.snap.entries, name)
-	default:
-		st.snap.entries[name] = nil
-	}
+	applyOp(st.snap.entries, op)
 	if _, has := st.snap.entries[name]; has && !had {
 		dc.total++
 	} else if !has && had {
 		dc.total--
+	}
+}
+
+// applyOp applies a local change to a listing's entries.
+func applyOp(entries map[string]*backend.FileInfo, op snapOp) {
+	switch {
+	case op.fi != nil:
+		entries[op.name] = op.fi
+	case op.known:
+		delete(entries, op.name)
+	default:
+		entries[op.name] = nil
 	}
 }
 
@@ -413,6 +457,9 @@ func (dc *dirCache) drop(dir *node) {
 	defer dc.mu.Unlock()
 	dir.markChanged()
 	if st := dc.dirs[dir]; st != nil {
+		if st.fetching != nil {
+			st.lost = true
+		}
 		dc.dropSnapLocked(st)
 		dc.dropKidsLocked(st)
 	}

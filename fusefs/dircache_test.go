@@ -523,3 +523,33 @@ func TestReadAheadSeesOwnChanges(t *testing.T) {
 		t.Errorf("listing of w: %s", got)
 	}
 }
+
+// TestCreateManyUsesListing: filling a directory through the mount
+// answers the kernel's lookups of the new names (all missing) from one
+// listing kept up to date by the creations, instead of a stat per file
+// or a listing per few files.
+func TestCreateManyUsesListing(t *testing.T) {
+	back := t.TempDir()
+	if err := os.Mkdir(filepath.Join(back, "out"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o := testOptions()
+	o.AttrTimeout, o.EntryTimeout = 10*time.Second, 10*time.Second
+	mnt, cb := mountCounted(t, back, o)
+	const n = 100
+	for i := range n {
+		writeFile(t, filepath.Join(mnt, "out", fmt.Sprintf("c%03d", i)), "data")
+	}
+	stats, lists := cb.lstats.Load(), cb.readdirs.Load()
+	t.Logf("%d creations: %d backend stats, %d listings", n, stats, lists)
+	// The kernel asks for each new file's attributes once after close
+	// (a GETATTR, a stat here); the lookups before each creation must
+	// cost none (without the listing they double the stats).
+	if stats > n+10 || lists > 3 {
+		t.Errorf("%d creations made %d backend stats and %d listings, want at most %d stats (one per file, none per lookup) and a few listings", n, stats, lists, n+10)
+	}
+	ents, err := os.ReadDir(filepath.Join(mnt, "out"))
+	if err != nil || len(ents) != n {
+		t.Errorf("listed %d entries (%v), want %d", len(ents), err, n)
+	}
+}
