@@ -79,8 +79,10 @@ const (
 	prefetchPerDir   = 64
 	prefetchMax      = 256
 	// specMisses backend lookups in one directory within ttl trigger a
-	// speculative listing. Measured with scripts/bench.sh git status
-	// and find (see /work/notes/PFS.md): 2 already amortises.
+	// speculative listing: a second name looked up in the same directory
+	// suggests more will follow (git status, a build probing files, a
+	// directory being filled). Only 2 was measured (scripts/bench.sh git
+	// status, create, small read); other values were not compared.
 	specMisses = 2
 	// specBytesPerEntry estimates a directory's entries from its size
 	// attribute (ext4 and most servers' filesystems use 12-40 bytes of
