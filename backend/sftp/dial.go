@@ -330,7 +330,6 @@ func (c Config) dialSSH(ctx context.Context, seen *seenHostKey) (*psftp.Client, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("connecting to %s: %w", addr, err)
 	}
-	conn = newBatchConn(conn)
 	// The SSH handshake and SFTP init do not take a context: a deadline on
 	// the socket bounds them, and cancelling ctx closes the socket.
 	deadline, _ := ctx.Deadline()
