@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -288,7 +287,7 @@ func startRegistry(t *testing.T, bin string) string {
 		cfg := filepath.Join(dir, "config.yml")
 		os.WriteFile(cfg, []byte("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: "+
 			filepath.Join(dir, "storage")+"\n  delete:\n    enabled: true\nhttp:\n  addr: "+addr+"\n"), 0o644)
-		var logs syncBuf
+		var logs testenv.Buffer
 		cmd := exec.Command(bin, "serve", cfg)
 		cmd.Stdout, cmd.Stderr = &logs, &logs
 		if err := cmd.Start(); err != nil {
@@ -488,22 +487,4 @@ func fileSHA(t *testing.T, p string) string {
 	}
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
-}
-
-// syncBuf is a bytes.Buffer safe for a process's output and a reader.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sftpfs/sftpfs/internal/testenv"
+
 	psftp "github.com/pkg/sftp"
 
 	"github.com/sftpfs/sftpfs/internal/sshdtest"
@@ -70,24 +72,6 @@ func hostileBackend(t testing.TB, srv *hostileServer, opTimeout time.Duration, l
 	return b, func() { b.Close(); wg.Wait() }, nil
 }
 
-// logBuffer collects log output for assertions.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestRawListingRejectsHostileNames: names a server may not send are
 // rejected, not reduced to their last element as pkg/sftp does (where
 // "a/b" became "b" and could alias a real "b"), and each is logged and
@@ -100,7 +84,7 @@ func TestRawListingRejectsHostileNames(t *testing.T) {
 		perm:     0o100640,
 		realpath: "/vol",
 	}}
-	var logs logBuffer
+	var logs testenv.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	b, done, err := hostileBackend(t, srv, time.Second, log, 1)
 	if err != nil {
@@ -159,7 +143,7 @@ func TestRawListingManyRejectsLogBounded(t *testing.T) {
 	}
 	names = append(names, "fine")
 	srv := &hostileServer{root: "/vol", r: fzReply{names: strings.Join(names, "\n"), flags: 4, perm: 0o100644, realpath: "/vol"}}
-	var logs logBuffer
+	var logs testenv.Buffer
 	b, done, err := hostileBackend(t, srv, time.Second, slog.New(slog.NewTextHandler(&logs, nil)), 1)
 	if err != nil {
 		t.Fatal(err)

@@ -9,29 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sftpfs/sftpfs/internal/testenv"
 )
-
-// syncBuf is a bytes.Buffer safe for the server goroutine and the test.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestServeFlags(t *testing.T) {
 	var out, errb bytes.Buffer
@@ -55,7 +38,7 @@ func TestServeLifecycle(t *testing.T) {
 	os.Mkdir(data, 0o755)
 	t.Setenv("LOG_LEVEL", "info")
 
-	var stderr syncBuf
+	var stderr testenv.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- runServe([]string{"-socket", sock, "-mount-root", root, "-guard=false"}, &bytes.Buffer{}, &stderr)

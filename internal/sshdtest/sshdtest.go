@@ -97,7 +97,7 @@ type Server struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has been waited for
-	logs   *syncBuffer
+	logs   *testenv.Buffer
 }
 
 // Start generates keys and configuration in a fresh temporary directory,
@@ -122,7 +122,7 @@ func Start(t testing.TB, o Options) *Server {
 	if host == "" {
 		host = "127.0.0.1"
 	}
-	s := &Server{t: t, Dir: t.TempDir(), Host: host, User: u.Username, logs: &syncBuffer{}}
+	s := &Server{t: t, Dir: t.TempDir(), Host: host, User: u.Username, logs: &testenv.Buffer{}}
 	s.configFile = filepath.Join(s.Dir, "sshd_config")
 	if err := s.writeKeys(o); err != nil {
 		t.Fatalf("sshdtest: %v", err)
@@ -522,23 +522,4 @@ func writePrivateKey(path string, key any) error {
 		return fmt.Errorf("encoding private key %s: %w", path, err)
 	}
 	return os.WriteFile(path, pem.EncodeToMemory(blk), 0o600)
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of the
-// output-copying goroutines and reads by Logs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
