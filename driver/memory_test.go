@@ -93,7 +93,7 @@ func TestMemoryReleasedAfterMountChurn(t *testing.T) {
 			dir := t.TempDir()
 			root := filepath.Join(dir, "volumes")
 			cleanupMounts(t, root)
-			cfg := Config{MountRoot: root, Mounter: NewMounter(filepath.Join(dir, "secrets"), nil), Guard: true, ReleaseMemoryDelay: delay}
+			cfg := Config{MountRoot: root, Mounter: selfAccessMounter(filepath.Join(dir, "secrets"), nil), Guard: true, ReleaseMemoryDelay: delay}
 			if !release {
 				cfg.ReleaseMemoryDelay = -1
 			}

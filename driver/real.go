@@ -24,6 +24,10 @@ func NewMounter(secretsDir string, log *slog.Logger) Mounter {
 type realMounter struct {
 	env options.Env
 	log *slog.Logger
+	// selfAccess is set by tests that read and write the mounts from
+	// the process that serves them; the plugin never does (see
+	// fusefs.Options.ServeOnly).
+	selfAccess bool
 }
 
 // parse parses opts and applies the plugin's owner default: unless the
@@ -50,6 +54,7 @@ func (r *realMounter) parse(opts map[string]string) (*options.Config, error) {
 	if _, ok := canon[options.OptGID]; !ok {
 		cfg.FS.GID = 0
 	}
+	cfg.FS.ServeOnly = !r.selfAccess
 	return cfg, nil
 }
 

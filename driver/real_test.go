@@ -2,6 +2,7 @@ package driver
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,15 @@ import (
 
 	"github.com/sftpfs/sftpfs/internal/testenv"
 )
+
+// selfAccessMounter is the production mounter for tests that read and
+// write the mounts from this process, which the plugin never does: its
+// mounts keep go-fuse's mount-time poll probe (fusefs.Options.ServeOnly).
+func selfAccessMounter(secretsDir string, log *slog.Logger) Mounter {
+	m := NewMounter(secretsDir, log).(*realMounter)
+	m.selfAccess = true
+	return m
+}
 
 // The production mounter over backend/local with real FUSE, through the
 // HTTP handler: data reaches the backing directory, callers share one
@@ -28,7 +38,7 @@ func TestRealMounterLocalFUSE(t *testing.T) {
 	}
 	root := filepath.Join(dir, "volumes")
 	cleanupMounts(t, root)
-	d, err := New(Config{MountRoot: root, Mounter: NewMounter(filepath.Join(dir, "secrets"), testLogger(t)), Guard: true, Logger: testLogger(t)})
+	d, err := New(Config{MountRoot: root, Mounter: selfAccessMounter(filepath.Join(dir, "secrets"), testLogger(t)), Guard: true, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

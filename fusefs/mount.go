@@ -110,9 +110,33 @@ func Mount(mountpoint string, b backend.Backend, o Options) (*fuse.Server, error
 		return nil, errors.New("fusefs: mount: no backend given")
 	}
 	root := NewRoot(b, o)
-	server, err := fs.Mount(mountpoint, root, fsOptions(o))
-	if err != nil {
-		return nil, fmt.Errorf("fusefs: mount %s: %w (mounting needs root or a fusermount binary, and an existing empty directory)", mountpoint, err)
+	fo := fsOptions(o)
+	if !o.ServeOnly {
+		server, err := fs.Mount(mountpoint, root, fo)
+		if err != nil {
+			return nil, mountError(mountpoint, err)
+		}
+		return server, nil
 	}
+	// fs.Mount would, after mount(2), open a file in the new mount and
+	// poll it (go-fuse's WaitMount), so that the Go runtime's poller in
+	// this process never sends POLL requests. That is a request from the
+	// server to itself, answered only after the kernel asked the backend
+	// for the root's attributes: a process killed meanwhile keeps a
+	// thread waiting for an answer only it could give, never finishes
+	// exiting and holds the FUSE connection open, so everything else
+	// using the mount hangs until someone aborts the connection. A
+	// serve-only process never opens files in its own mount, so the
+	// probe has nothing to protect. The mount is usable once mount(2)
+	// returned: the kernel holds requests until Serve answers INIT.
+	server, err := fuse.NewServer(fs.NewNodeFS(root, fo), mountpoint, &fo.MountOptions)
+	if err != nil {
+		return nil, mountError(mountpoint, err)
+	}
+	go server.Serve()
 	return server, nil
+}
+
+func mountError(mountpoint string, err error) error {
+	return fmt.Errorf("fusefs: mount %s: %w (mounting needs root or a fusermount binary, and an existing empty directory)", mountpoint, err)
 }

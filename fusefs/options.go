@@ -50,6 +50,15 @@ type Options struct {
 	Debug bool
 	// Logger receives warnings and errors; nil discards them.
 	Logger *slog.Logger
+	// ServeOnly declares that the mounting process never does file I/O
+	// on the mount itself (the plugin and `sftpfs mount`). Mount then
+	// makes no request to its own mount (mount.go): a process killed
+	// while one of its threads waits for an answer from its own FUSE
+	// server can never finish exiting. Leave it false when the process
+	// reads or writes the mount (tests): go-fuse's mount-time probe is
+	// what keeps the Go runtime's poller from sending POLL requests that
+	// could deadlock such a process.
+	ServeOnly bool
 }
 
 // DefaultOptions returns the defaults used by `sftpfs mount` and the

@@ -166,6 +166,8 @@ func runMount(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// This process only serves the mount; it never opens files in it.
+	cfg.FS.ServeOnly = true
 	m, err := mounter.Mount(ctx, cfg, mp, log)
 	interrupted := ctx.Err() != nil
 	stop()

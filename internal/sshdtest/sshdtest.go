@@ -2,7 +2,6 @@ package sshdtest
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -353,43 +352,39 @@ func waitGone(pids []int, timeout time.Duration) {
 
 type proc struct{ pid, ppid, depth int }
 
-// processTree returns root (depth 0) and all its descendants, read from
-// /proc, parents before children.
+// processTree returns root (depth 0) and all its descendants, parents
+// before children. It follows /proc/<pid>/task/<tid>/children from root
+// down instead of reading every process's /proc/<pid>/stat: reading the
+// stat of an unrelated process can block forever (a killed FUSE server
+// whose thread still waits on its own mount), and a test helper must
+// never hang on someone else's process.
 func processTree(root int) []proc {
-	children := map[int][]int{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// The command name may contain spaces and parentheses; the
-		// fields after the last ')' are "state ppid ...".
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 2 {
-			continue
-		}
-		ppid, err := strconv.Atoi(f[1])
-		if err != nil {
-			continue
-		}
-		children[ppid] = append(children[ppid], pid)
-	}
 	out := []proc{{pid: root}}
 	for i := 0; i < len(out); i++ {
-		for _, c := range children[out[i].pid] {
+		for _, c := range childrenOf(out[i].pid) {
 			out = append(out, proc{pid: c, ppid: out[i].pid, depth: out[i].depth + 1})
 		}
 	}
 	return out
+}
+
+// childrenOf lists the children of pid's threads (procfs
+// CONFIG_PROC_CHILDREN, present in every distribution kernel).
+func childrenOf(pid int) []int {
+	tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	var kids []int
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + task.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				kids = append(kids, c)
+			}
+		}
+	}
+	return kids
 }
 
 func freePort(host string) (int, error) {
