@@ -182,8 +182,9 @@ func (dc *dirCache) begin() uint64 { return dc.seq.Add(1) }
 
 // markChanged records that n (a directory's entries or a node's
 // attributes) was changed through this mount.
-func (n *node) markChanged() {
-	n.changed.Store(n.fsys.dc.seq.Add(1))
+func (n *node) markChanged() (prev, cur uint64) {
+	cur = n.fsys.dc.seq.Add(1)
+	return n.changed.Swap(cur), cur
 }
 
 // stateLocked returns dir's state, creating it (and evicting the least
@@ -392,17 +393,18 @@ func (dc *dirCache) miss(ctx context.Context, dir *node) <-chan struct{} {
 // fi != nil sets name's entry, fi == nil with known removes it (the name
 // is gone), fi == nil without known marks it unknown. dir is marked
 // changed either way, so that no listing that started earlier is
-// installed.
-func (dc *dirCache) update(dir *node, name string, fi *backend.FileInfo, known bool) {
+// installed. It returns dir's change sequence numbers before and after
+// (both 0 when the cache is off), for dirAttrCreated.
+func (dc *dirCache) update(dir *node, name string, fi *backend.FileInfo, known bool) (prev, cur uint64) {
 	if !dc.enabled() {
-		return
+		return 0, 0
 	}
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
-	dir.markChanged()
+	prev, cur = dir.markChanged()
 	st := dc.dirs[dir]
 	if st == nil {
-		return
+		return prev, cur
 	}
 	if pf, ok := st.kids[name]; ok {
 		pf.started = true // a worker skips it
@@ -419,7 +421,7 @@ func (dc *dirCache) update(dir *node, name string, fi *backend.FileInfo, known b
 		st.replay = append(st.replay, op)
 	}
 	if st.snap == nil {
-		return
+		return prev, cur
 	}
 	_, had := st.snap.entries[name]
 	applyOp(st.snap.entries, op)
@@ -428,6 +430,7 @@ func (dc *dirCache) update(dir *node, name string, fi *backend.FileInfo, known b
 	} else if !has && had {
 		dc.total--
 	}
+	return prev, cur
 }
 
 // applyOp applies a local change to a listing's entries.
@@ -670,7 +673,9 @@ func (n *node) childChanged() {
 		return
 	}
 	if pn, ok := parent.Operations().(*node); ok {
-		n.fsys.dc.update(pn, name, nil, false)
+		// The directory itself is as it was (dirattr.go).
+		prev, cur := n.fsys.dc.update(pn, name, nil, false)
+		pn.dirAttrCarry(prev, cur, time.Time{})
 	}
 }
 

@@ -44,6 +44,11 @@ type node struct {
 	hasLast bool
 	// lastAt is when last was read from the backend.
 	lastAt time.Time
+	// attrValid says that last may answer a directory's GETATTR
+	// (dirattr.go): it accounts for every change through this mount up
+	// to change sequence number attrSeq.
+	attrValid bool
+	attrSeq   uint64
 	// kc describes the kernel page cache for keep_cache (keepcache.go).
 	kc pageCacheState
 	// refusedLogged is set once a refused symlink target has been
@@ -68,6 +73,7 @@ func (n *node) remember(fi backend.FileInfo) {
 func (n *node) rememberAt(fi backend.FileInfo, at time.Time) {
 	n.mu.Lock()
 	n.last, n.hasLast, n.lastAt = fi, true, at
+	n.attrValid = false
 	n.mu.Unlock()
 }
 
@@ -264,11 +270,15 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 		}
 		return syscall.ENOENT
 	}
+	if n.dirAttrFromCache(out) {
+		return 0
+	}
+	seq := n.changed.Load()
 	fi, errno := n.statPath(ctx)
 	if errno != 0 {
 		return errno
 	}
-	n.remember(fi)
+	n.rememberDirAttr(fi, seq)
 	n.fsys.fillAttr(fi, &out.Attr)
 	return 0
 }
@@ -434,7 +444,8 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		fsys.dc.update(n, name, nil, false)
 		return nil, nil, 0, n.errno("create", p, err)
 	}
-	fsys.dc.update(n, name, &fi, true)
+	prev, cur := fsys.dc.update(n, name, &fi, true)
+	n.dirAttrCarry(prev, cur, fi.ModTime)
 	// Without O_EXCL the name may already exist (the kernel's negative
 	// entry was stale); its node, if the kernel still holds one, is the
 	// same file and must stay the same inode.

@@ -1,0 +1,159 @@
+package fusefs_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sftpfs/sftpfs/backend/sftp"
+	"github.com/sftpfs/sftpfs/fusefs"
+	"github.com/sftpfs/sftpfs/internal/sshdtest"
+)
+
+// sftpRequestRE matches the line OpenSSH's sftp-server logs at DEBUG3
+// for every request: "request 12: open ...".
+var sftpRequestRE = regexp.MustCompile(`request \d+: ([a-z@.]+)`)
+
+// sshdMount is a mount of a real OpenSSH sftp-server whose requests are
+// logged, so a test can count the round trips an operation costs.
+type sshdMount struct {
+	mnt, back, log string
+}
+
+// mountSSHD starts sshd with sftp-server logging every request to a
+// file and mounts the SFTP backend over a fresh server directory.
+func mountSSHD(t *testing.T, o fusefs.Options) *sshdMount {
+	t.Helper()
+	requireMount(t)
+	logFile := filepath.Join(t.TempDir(), "sftp-server.log")
+	srv := sshdtest.Start(t, sshdtest.Options{ExtraConfig: []string{
+		// sshd runs the subsystem through the user's shell, so the
+		// redirection works; -e sends the log to stderr.
+		"Subsystem sftp /usr/lib/openssh/sftp-server -e -l DEBUG3 2>>" + logFile,
+	}})
+	back := t.TempDir()
+	b, err := sftp.New(context.Background(), sftp.Config{
+		Host: srv.Host, Port: srv.Port, User: srv.User, Path: back,
+		IdentityFiles:   []string{srv.KeyFile},
+		KnownHostsFiles: []string{srv.KnownHostsFile},
+		ConnectTimeout:  10 * time.Second,
+		OpTimeout:       20 * time.Second,
+	})
+	if err != nil {
+		t.Fatalf("sftp.New: %v", err)
+	}
+	o.FSName = "sftpfs-test-sshd"
+	return &sshdMount{mnt: mountBackend(t, b, o), back: back, log: logFile}
+}
+
+// requests returns the number of SFTP requests of each kind logged so
+// far (status replies are not requests).
+func (m *sshdMount) requests(t *testing.T) map[string]int {
+	t.Helper()
+	b, err := os.ReadFile(m.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := map[string]int{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if s := sftpRequestRE.FindStringSubmatch(l); s != nil && s[1] != "sent" {
+			n[s[1]]++
+		}
+	}
+	return n
+}
+
+func diff(after, before map[string]int) map[string]int {
+	d := map[string]int{}
+	for k, v := range after {
+		if v != before[k] {
+			d[k] = v - before[k]
+		}
+	}
+	return d
+}
+
+// TestCreateRoundTripsSSHD: filling a directory through the mount costs
+// OPEN, FSTAT, WRITE and CLOSE per file against real OpenSSH and no stat
+// of the directory, although the kernel (default_permissions) asks for
+// the directory's attributes before every creation: a creation through
+// this mount only moves the directory's mtime, which the new file's FSTAT
+// tells (dirattr.go). The directory's mtime seen through the mount must
+// still be the server's, and a removal must send the next stat to the
+// server.
+func TestCreateRoundTripsSSHD(t *testing.T) {
+	o := testOptions()
+	// Long enough that the directory's attributes read before the
+	// creations stay valid through them even under -race.
+	o.AttrTimeout, o.EntryTimeout = 10*time.Second, 10*time.Second
+	m := mountSSHD(t, o)
+	if err := os.Mkdir(filepath.Join(m.back, "out"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(m.mnt, "out")
+	if _, err := os.Stat(out); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // SFTP mtimes have 1 s resolution
+	before := m.requests(t)
+	const n = 60
+	data := strings.Repeat("x", 4096)
+	for i := range n {
+		writeFile(t, filepath.Join(out, fmt.Sprintf("c%03d", i)), data)
+	}
+	// RELEASE (CLOSE) is asynchronous: let the last one arrive.
+	time.Sleep(200 * time.Millisecond)
+	got := diff(m.requests(t), before)
+	t.Logf("%d creations: SFTP requests %v", n, got)
+	for _, op := range []string{"open", "fstat", "write", "close"} {
+		if got[op] < n || got[op] > n+2 {
+			t.Errorf("%d creations made %d %s requests, want %d", n, got[op], op, n)
+		}
+	}
+	// A few stats and one or two listings are fine (the directory's
+	// first GETATTR, a listing for the lookups); one per file is not.
+	if st := got["lstat"] + got["stat"]; st > 6 {
+		t.Errorf("%d creations made %d stat requests, want at most 6 (none per file)", n, st)
+	}
+	total := 0
+	for _, v := range got {
+		total += v
+	}
+	if total > 4*n+12 {
+		t.Errorf("%d creations made %d SFTP requests, want at most %d (4 per file)", n, total, 4*n+12)
+	}
+
+	// The directory's mtime is the server's, to the second.
+	checkMtime := func(what string) {
+		t.Helper()
+		st, err := os.Stat(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := os.Stat(filepath.Join(m.back, "out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.ModTime().Unix() != srv.ModTime().Unix() {
+			t.Errorf("%s: directory mtime through the mount %v, on the server %v", what, st.ModTime(), srv.ModTime())
+		}
+	}
+	checkMtime("after creations")
+	time.Sleep(1100 * time.Millisecond)
+	writeFile(t, filepath.Join(out, "late"), "late")
+	checkMtime("after a creation a second later")
+	time.Sleep(1100 * time.Millisecond)
+	before = m.requests(t)
+	if err := os.Remove(filepath.Join(out, "c000")); err != nil {
+		t.Fatal(err)
+	}
+	checkMtime("after a removal")
+	if got := diff(m.requests(t), before); got["lstat"]+got["stat"] == 0 {
+		t.Errorf("stat of the directory after a removal was answered without the server (requests %v)", got)
+	}
+}
