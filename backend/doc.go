@@ -8,8 +8,9 @@
 // # Paths
 //
 // Every name passed to a Backend is a slash-separated path relative to the
-// backend's root, in the form accepted by io/fs.ValidPath: "." is the root,
-// there is no leading slash, no trailing slash and no "." or ".." element.
+// backend's root, in the form accepted by ValidName (io/fs.ValidPath, but
+// names need not be UTF-8 and may not contain NUL): "." is the root, there
+// is no leading slash, no trailing slash and no empty, "." or ".." element.
 // A backend rejects any other name with an error matching fs.ErrInvalid and
 // never resolves it, so a caller can never reach outside the root by name.
 //

@@ -81,7 +81,7 @@ func name(p string) (string, error) {
 	if n == "" {
 		n = "."
 	}
-	if !fs.ValidPath(n) {
+	if !backend.ValidName(n) {
 		return "", &statusError{code: sftp.ErrSSHFxFailure, msg: "invalid path " + p}
 	}
 	return n, nil

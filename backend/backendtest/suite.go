@@ -36,6 +36,7 @@ func cases() []testCase {
 		{name: "Errors/Unsupported", fn: testUnsupported},
 		{name: "Errors/CanceledContext", fn: testCanceledContext},
 		{name: "Dirs", fn: testDirs},
+		{name: "Names/NotUTF8", fn: testNonUTF8Names},
 		{name: "ReadWriteAt", fn: testReadWriteAt},
 		{name: "ReadPastEOF", fn: testReadPastEOF},
 		{name: "Truncate", fn: testTruncate},

@@ -22,8 +22,8 @@
 // *at system call on that descriptor with a single, validated path
 // element, so they inherit the same guarantee.
 //
-// Names are checked with fs.ValidPath before anything is resolved; other
-// names fail with fs.ErrInvalid.
+// Names are checked with backend.ValidName before anything is resolved;
+// other names fail with fs.ErrInvalid.
 //
 // # Permissions
 //

@@ -9,13 +9,14 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/sftpfs/sftpfs/backend"
 	"github.com/sftpfs/sftpfs/backend/local"
 )
 
 // FuzzLocalPaths passes arbitrary names to the path-taking operations of a
 // backend whose root contains symlinks leading outside it. Whatever the
 // name, nothing may panic, nothing may appear or change outside the root,
-// and names that are not fs.ValidPath must fail with fs.ErrInvalid.
+// and names that are not backend.ValidName must fail with fs.ErrInvalid.
 // The seed corpus is in testdata/fuzz/FuzzLocalPaths.
 func FuzzLocalPaths(f *testing.F) {
 	f.Add("plain")
@@ -45,7 +46,7 @@ func FuzzLocalPaths(f *testing.F) {
 
 		checkName := func(op, name string, err error) {
 			t.Helper()
-			if !fs.ValidPath(name) && !errors.Is(err, fs.ErrInvalid) {
+			if !backend.ValidName(name) && !errors.Is(err, fs.ErrInvalid) {
 				t.Errorf("%s(%q) on an invalid name = %v; want fs.ErrInvalid", op, name, err)
 			}
 		}

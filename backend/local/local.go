@@ -100,8 +100,8 @@ func (b *Backend) check(ctx context.Context, op, name string) error {
 	if b.isClosed() {
 		return &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("local backend is closed: %w", fs.ErrClosed)}
 	}
-	if !fs.ValidPath(name) {
-		return &fs.PathError{Op: op, Path: name, Err: invalid("not a valid relative path (want io/fs.ValidPath form: no leading or trailing slash, no . or .. elements)")}
+	if !backend.ValidName(name) {
+		return &fs.PathError{Op: op, Path: name, Err: invalid("not a valid relative path (want backend.ValidName form: no leading or trailing slash, no empty, . or .. elements, no NUL)")}
 	}
 	return nil
 }

@@ -230,11 +230,11 @@ func (b *Backend) Close() error {
 	return nil
 }
 
-// abs maps a contract name to the remote path. Names that fs.ValidPath
-// rejects, or that contain NUL (which a C server would truncate at), are
-// refused without touching the server.
+// abs maps a contract name to the remote path. Names that
+// backend.ValidName rejects (it also refuses NUL, which a C server would
+// truncate at) are refused without touching the server.
 func (b *Backend) abs(op, name string) (string, error) {
-	if !fs.ValidPath(name) || strings.ContainsRune(name, 0) {
+	if !backend.ValidName(name) {
 		return "", errnoErr(op, name, syscall.EINVAL)
 	}
 	if name == "." {
