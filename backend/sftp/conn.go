@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	psftp "github.com/pkg/sftp"
@@ -54,6 +55,12 @@ type transport struct {
 	mu         sync.Mutex
 	head, tail *callSlot
 	poke       chan struct{} // capacity 1: wakes an idle watchdog
+	// armed is set while the watchdog's timer will wake it by itself (at
+	// the deadline of a call that was oldest then, which is no later than
+	// any deadline of a call beginning now): begin need not wake it.
+	armed bool
+	// wakes counts the watchdog's wake-ups by begin (tests).
+	wakes atomic.Int64
 }
 
 // callSlot is one call in flight on a transport.
@@ -63,16 +70,23 @@ type callSlot struct {
 	timedOut   bool // set by the watchdog before it kills the transport
 }
 
-// begin registers a call that must end within timeout.
+// begin registers a call that must end within timeout, which must be
+// the same for every call (the watchdog relies on deadlines growing).
 func (t *transport) begin(timeout time.Duration) *callSlot {
 	s := &callSlot{}
 	t.mu.Lock()
 	s.deadline = time.Now().Add(timeout)
 	if t.tail == nil {
 		t.head, t.tail = s, s
-		select {
-		case t.poke <- struct{}{}:
-		default:
+		// Waking the watchdog costs a goroutine switch (and often a
+		// thread wake-up) per call when calls come one at a time
+		// (random reads, file creations); while its timer is armed it
+		// wakes by itself in time and looks at the list again.
+		if !t.armed {
+			select {
+			case t.poke <- struct{}{}:
+			default:
+			}
 		}
 	} else {
 		s.prev, t.tail.next, t.tail = t.tail, s, s
@@ -278,6 +292,7 @@ func (c *conn) watchdog(t *transport) {
 				return
 			}
 		}
+		t.armed = wait > 0
 		t.mu.Unlock()
 		var fire <-chan time.Time
 		if wait > 0 {
@@ -287,6 +302,7 @@ func (c *conn) watchdog(t *transport) {
 		select {
 		case <-fire:
 		case <-t.poke:
+			t.wakes.Add(1)
 			timer.Stop()
 		case <-t.dead:
 			return
@@ -373,6 +389,15 @@ var errClosedBackend = errors.New("sftp backend is closed")
 // op_timeout again. Without it one open(2) of a cached name, which the
 // kernel may turn into LOOKUP, GETATTR of the parent and LOOKUP again,
 // took three op_timeouts during a network cut.
+// getBy is get bounded by deadline too. Calls use it only when there is
+// no live transport: a context with a timer per call costs more than the
+// rest of the call's bookkeeping.
+func (c *conn) getBy(ctx context.Context, deadline time.Time) (*transport, error) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	return c.get(ctx)
+}
+
 func (c *conn) get(ctx context.Context) (*transport, error) {
 	for {
 		c.mu.Lock()
@@ -488,15 +513,19 @@ func call[T any](c *conn, ctx context.Context, idempotent bool, fn func(*transpo
 	if err := ctx.Err(); err != nil {
 		return zero, err
 	}
-	waitCtx, cancel := context.WithTimeout(ctx, c.opTimeout)
-	defer cancel()
+	// Waiting for a connection is bounded by op_timeout from here.
+	start := time.Now()
 	attempts := 2
 	if idempotent {
 		attempts = 4
 	}
 	var lastErr error
 	for i := 0; i < attempts; i++ {
-		t, err := c.get(waitCtx)
+		t := c.current()
+		var err error
+		if t == nil {
+			t, err = c.getBy(ctx, start.Add(c.opTimeout))
+		}
 		if err != nil {
 			if lastErr != nil && ctx.Err() == nil {
 				return zero, fmt.Errorf("%w (then: %v)", lastErr, err)

@@ -123,3 +123,40 @@ func TestOpTimeoutWatchdog(t *testing.T) {
 	px.SetStall(false)
 	waitRecovered(t, b)
 }
+
+// TestWatchdogNotWokenPerCall: calls made one at a time (as random reads
+// and file creations through a mount make them) must not wake the
+// watchdog goroutine each: its timer, armed by the first call, covers
+// the later ones (a wake-up is a goroutine switch and often a thread
+// wake-up per call). A call that stalls after such a run must still fail
+// within about op_timeout.
+func TestWatchdogNotWokenPerCall(t *testing.T) {
+	px, b := watchdogSetup(t)
+	ctx := context.Background()
+	if _, err := b.Stat(ctx, "."); err != nil {
+		t.Fatal(err)
+	}
+	tr := b.c.current()
+	if tr == nil {
+		t.Fatal("no live transport after a successful call")
+	}
+	before := tr.wakes.Load()
+	const n = 200
+	for range n {
+		if _, err := b.Stat(ctx, "."); err != nil {
+			t.Fatalf("Stat: %v", err)
+		}
+	}
+	if w := tr.wakes.Load() - before; w > 5 {
+		t.Errorf("%d sequential calls woke the watchdog %d times, want at most 5", n, w)
+	}
+	px.SetStall(true)
+	start := time.Now()
+	_, err := b.Stat(ctx, ".")
+	took := time.Since(start)
+	px.SetStall(false)
+	if err == nil || took > 3*time.Second {
+		t.Errorf("stalled call after a run of quick ones: err %v after %v, want an error within ~1s (op_timeout)", err, took)
+	}
+	waitRecovered(t, b)
+}
