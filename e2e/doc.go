@@ -8,7 +8,9 @@
 // volume-opt, plugin disable/enable, a dockerd restart and a single-node
 // Swarm service. TestEdge covers Docker's edge cases (run --rm churn,
 // SIGKILLed containers, prune, compose down -v, nested paths, disable in
-// use); TestPluginUpgrade pushes two builds to a throwaway local registry
+// use); TestPluginKilled kills the plugin process under a writing container
+// and checks dockerd's restart, the data and the orphaned container's
+// errors; TestPluginUpgrade pushes two builds to a throwaway local registry
 // (Debian's docker-registry) and checks that `docker plugin upgrade` keeps
 // volumes, options, settings and data.
 //
