@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -348,17 +347,8 @@ func servingVersion(t *testing.T, id string) string {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		procs, _ := filepath.Glob("/proc/[0-9]*")
-		for _, p := range procs {
-			cg, err := os.ReadFile(filepath.Join(p, "cgroup"))
-			if err != nil || !bytes.Contains(cg, []byte(id)) {
-				continue
-			}
-			cmdline, _ := os.ReadFile(filepath.Join(p, "cmdline"))
-			if args := strings.Split(string(cmdline), "\x00"); len(args) < 2 || args[0] != "/sftpfs" || args[1] != "serve" {
-				continue
-			}
-			out, err := exec.Command(filepath.Join(p, "exe"), "version").Output()
+		if pid := pluginPID(id); pid != 0 {
+			out, err := exec.Command("/proc/"+strconv.Itoa(pid)+"/exe", "version").Output()
 			if err == nil {
 				return strings.TrimSpace(string(out))
 			}
