@@ -62,6 +62,10 @@ type worker struct {
 	sizes map[string]int
 	next  int
 	ops   int
+	// errs counts recError lines; the loop backs off while operations
+	// keep failing, as a real application retrying would, so error counts
+	// reflect outages instead of how fast a loop can spin on EIO.
+	errs int
 }
 
 // RunWorker runs the operation loop until cfg.Until, appending journal
@@ -94,8 +98,10 @@ func RunWorker(cfg WorkerConfig) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	backoff := time.Duration(0)
 	for time.Now().Before(cfg.Until) {
 		w.ops++
+		errsBefore := w.errs
 		switch p := w.rng.IntN(100); {
 		case p < 40 || len(w.files) == 0:
 			w.create()
@@ -113,12 +119,22 @@ func RunWorker(cfg WorkerConfig) error {
 		if w.ops%20 == 0 {
 			w.record(recOps, strconv.Itoa(w.ops))
 		}
+		if w.errs == errsBefore {
+			backoff = 0
+			continue
+		}
+		// 10 ms doubling up to 500 ms while failures go on.
+		backoff = min(max(2*backoff, 10*time.Millisecond), 500*time.Millisecond)
+		time.Sleep(backoff)
 	}
 	w.record(recOps, strconv.Itoa(w.ops))
 	return nil
 }
 
 func (w *worker) record(kind string, fields ...string) {
+	if kind == recError {
+		w.errs++
+	}
 	line := kind + " " + strings.Join(fields, " ") + "\n"
 	// One write per line with O_APPEND keeps lines whole even if the
 	// worker is killed.
