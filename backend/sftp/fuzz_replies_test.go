@@ -157,10 +157,16 @@ func (s *hostileServer) serve(c net.Conn) {
 			out = s.attrs(append([]byte{fzAttrs}, reply...), false)
 		case fzOpendir, fzOpen:
 			s.record(arg)
+			if typ == fzOpendir {
+				// Like a real server, a directory handle gives its
+				// names once, then EOF to every further READDIR (the
+				// client keeps several in flight).
+				readdirs = 0
+			}
 			out = fzStr(append([]byte{fzHandle}, reply...), "h")
 		case fzReaddir:
 			readdirs++
-			if readdirs%2 == 0 {
+			if readdirs > 1 {
 				out = fzStr(fzStr(fzU32(append([]byte{fzStatus}, reply...), 1), "eof"), "")
 				break
 			}

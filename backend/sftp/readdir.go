@@ -61,6 +61,11 @@ const (
 	// maxLoggedRejects bounds the log lines for one listing; the rest
 	// are summarized.
 	maxLoggedRejects = 10
+	// readdirStart READDIRs are in flight on a handle at first, growing
+	// by one per batch received up to readdirMax (like sshfs; start 2 so
+	// that a directory of one batch costs one round trip, names and EOF).
+	readdirStart = 2
+	readdirMax   = 8
 )
 
 // streamOpener is implemented by transports (the io.Closer a Dialer
@@ -285,6 +290,10 @@ type listClient struct {
 	pending map[uint32]chan []byte
 	err     error
 	dead    chan struct{}
+
+	// peakReaddirs is the most READDIRs one listing had in flight at
+	// once (tests).
+	peakReaddirs atomic.Int64
 }
 
 func (c *listClient) isDead() bool {
@@ -391,6 +400,15 @@ func (c *listClient) readLoop() {
 // request sends a packet built by build(id) and waits for the reply.
 // If ctx ends first the reply is left to be discarded.
 func (c *listClient) request(ctx context.Context, typ byte, body func(b []byte) []byte) ([]byte, error) {
+	ch, err := c.send(typ, body)
+	if err != nil {
+		return nil, err
+	}
+	return c.wait(ctx, ch)
+}
+
+// send sends a request and returns the channel its reply arrives on.
+func (c *listClient) send(typ byte, body func(b []byte) []byte) (chan []byte, error) {
 	ch := make(chan []byte, 1)
 	c.mu.Lock()
 	if c.err != nil {
@@ -408,6 +426,12 @@ func (c *listClient) request(ctx context.Context, typ byte, body func(b []byte) 
 		c.fail(err)
 		return nil, c.deadErr()
 	}
+	return ch, nil
+}
+
+// wait waits for the reply on ch. If ctx ends first the reply is left
+// to be discarded.
+func (c *listClient) wait(ctx context.Context, ch chan []byte) ([]byte, error) {
 	select {
 	case r := <-ch:
 		return r, nil
@@ -460,13 +484,41 @@ func (c *listClient) list(ctx context.Context, p string) ([]dirEntry, error) {
 	default:
 		return nil, fmt.Errorf("server answered OPENDIR with packet type %d", pkt[0])
 	}
+	// CLOSE goes after every READDIR sent, so the server (which answers
+	// a session's requests in order) has finished with the handle.
 	defer c.closeHandle(handle)
+	// Several READDIRs are kept in flight on the handle: each returns the
+	// next batch (OpenSSH: 100 names), so one at a time costs a round trip
+	// per batch, and a small directory two (names, then EOF). Servers
+	// answer a handle's READDIRs in order (OpenSSH's sftp-server and
+	// pkg/sftp's server run them one after the other); sshfs does the
+	// same. The replies are consumed in the order sent; READDIRs still in
+	// flight after EOF are answered EOF and their replies dropped.
+	readdir := func(b []byte) []byte { return appendString(b, handle) }
+	var inflight []chan []byte
+	sendReaddir := func() error {
+		ch, err := c.send(pktReaddir, readdir)
+		if err != nil {
+			return err
+		}
+		inflight = append(inflight, ch)
+		if n := int64(len(inflight)); n > c.peakReaddirs.Load() {
+			c.peakReaddirs.Store(n)
+		}
+		return nil
+	}
+	for range readdirStart {
+		if err := sendReaddir(); err != nil {
+			return nil, err
+		}
+	}
 	var out []dirEntry
-	for {
-		pkt, err := c.request(ctx, pktReaddir, func(b []byte) []byte { return appendString(b, handle) })
+	for batches := 0; ; batches++ {
+		pkt, err := c.wait(ctx, inflight[0])
 		if err != nil {
 			return nil, err
 		}
+		inflight = inflight[1:]
 		switch pkt[0] {
 		case pktStatus:
 			err := statusError(pkt)
@@ -481,6 +533,13 @@ func (c *listClient) list(ctx context.Context, p string) ([]dirEntry, error) {
 			out, err = parseNames(pkt[5:], out)
 			if err != nil {
 				return nil, err
+			}
+			// A directory that went on past a batch or two is likely
+			// big: deepen the pipeline step by step.
+			for len(inflight) < min(readdirStart+batches, readdirMax) {
+				if err := sendReaddir(); err != nil {
+					return nil, err
+				}
 			}
 		default:
 			return nil, fmt.Errorf("server answered READDIR with packet type %d", pkt[0])

@@ -387,3 +387,58 @@ func TestRawListingOpenSSH(t *testing.T) {
 }
 
 const fs0750Dir = os.ModeDir | 0o750
+
+// TestRawListingPipelinedOpenSSH: a big directory is listed with several
+// READDIRs in flight on the handle (one at a time costs a round trip per
+// batch of 100 names), and the listing is still exactly the directory:
+// every name once, with its attributes, for sizes around OpenSSH's batch
+// boundaries.
+func TestRawListingPipelinedOpenSSH(t *testing.T) {
+	srv := sshdtest.Start(t, sshdtest.Options{})
+	dir := t.TempDir()
+	b, err := New(context.Background(), sshdConfig(srv, dir))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	for _, n := range []int{0, 1, 99, 100, 101, 250, 2500} {
+		d := filepath.Join(dir, fmt.Sprintf("d%d", n))
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("f%05d", i)), make([]byte, i%7), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		list, err := b.ReadDir(ctx, fmt.Sprintf("d%d", n))
+		if err != nil {
+			t.Fatalf("d%d: %v", n, err)
+		}
+		seen := map[string]bool{}
+		for _, fi := range list {
+			var i int
+			if _, err := fmt.Sscanf(fi.Name, "f%05d", &i); err != nil || i >= n || seen[fi.Name] {
+				t.Fatalf("d%d: unexpected or repeated entry %q", n, fi.Name)
+			}
+			seen[fi.Name] = true
+			if fi.Size != int64(i%7) {
+				t.Errorf("d%d/%s: size %d, want %d", n, fi.Name, fi.Size, i%7)
+			}
+		}
+		if len(seen) != n {
+			t.Errorf("d%d: listed %d entries, want %d", n, len(seen), n)
+		}
+	}
+	b.dirs.mu.Lock()
+	cl := b.dirs.cl
+	b.dirs.mu.Unlock()
+	if cl == nil {
+		t.Fatal("listings did not use the raw listing session")
+	}
+	// 25 batches: the pipeline must have grown well past one.
+	if peak := cl.peakReaddirs.Load(); peak < 4 {
+		t.Errorf("at most %d READDIRs were in flight while listing 2500 entries, want at least 4", peak)
+	}
+}
