@@ -111,6 +111,7 @@ func cliEnv() options.Env {
 }
 
 func runMount(args []string, stdout, stderr io.Writer) int {
+	tuneGC(os.Getenv)
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "sftpfs mount: "+format+"\n", a...)
 		return code
