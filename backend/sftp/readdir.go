@@ -513,12 +513,17 @@ func (c *listClient) list(ctx context.Context, p string) ([]dirEntry, error) {
 		}
 	}
 	var out []dirEntry
+	var peeked []byte // the next reply, already received
 	for batches := 0; ; batches++ {
-		pkt, err := c.wait(ctx, inflight[0])
-		if err != nil {
-			return nil, err
+		pkt := peeked
+		peeked = nil
+		if pkt == nil {
+			var err error
+			if pkt, err = c.wait(ctx, inflight[0]); err != nil {
+				return nil, err
+			}
+			inflight = inflight[1:]
 		}
-		inflight = inflight[1:]
 		switch pkt[0] {
 		case pktStatus:
 			err := statusError(pkt)
@@ -533,6 +538,17 @@ func (c *listClient) list(ctx context.Context, p string) ([]dirEntry, error) {
 			out, err = parseNames(pkt[5:], out)
 			if err != nil {
 				return nil, err
+			}
+			// The next reply is often here already; when it is EOF
+			// the listing is complete and no READDIR more is sent
+			// (a small directory costs OPENDIR and two READDIRs).
+			select {
+			case peeked = <-inflight[0]:
+				inflight = inflight[1:]
+				if peeked[0] == pktStatus && statusError(peeked) == io.EOF {
+					return out, nil
+				}
+			default:
 			}
 			// A directory that went on past a batch or two is likely
 			// big: deepen the pipeline step by step.
