@@ -139,42 +139,69 @@ func (m *Mounted) Done() <-chan struct{} { return m.done }
 // Wait blocks until Done is closed.
 func (m *Mounted) Wait() { <-m.done }
 
-// Unmount unmounts the filesystem. If the mount stays busy it is detached
-// lazily: the mountpoint is free at once, and the FUSE session (and
-// backend) end when the last open file is closed. Unmounting a mount that
-// is already gone returns nil.
+// Unmount unmounts the filesystem from its mountpoint. If the mount stays
+// busy it is detached lazily. Either way the mountpoint is free when
+// Unmount returns, but the FUSE session (and the backend) end only when
+// the kernel drops its last reference: an open file, or a bind mount of
+// it elsewhere, which is what every container using a Docker volume holds
+// in its own mount namespace. Those keep being served (and recover with
+// the storage) until they let go; Done closes then. So Unmount waits for
+// the session to end only briefly and never for other users: a remount of
+// a dead volume must not wait for the containers still using the old
+// mount. Unmounting a mount that is already gone returns nil, and a
+// mountpoint whose top mount is no longer ours (detached from outside,
+// something mounted over it) is left alone.
 func (m *Mounted) Unmount() error {
 	select {
 	case <-m.done:
 		return nil
 	default:
 	}
+	if !m.onTop() {
+		m.log.Info("mount already detached from its mountpoint; the filesystem is served until its last user lets go",
+			"mountpoint", m.mountpoint)
+		return nil
+	}
 	err := m.unmount()
-	if err == nil {
-		<-m.done
-		return nil
-	}
-	select {
-	case <-m.done: // unmounted from outside meanwhile
-		return nil
-	default:
-	}
-	m.log.Warn("mount busy; detaching lazily", "mountpoint", m.mountpoint, "err", err)
-	if derr := unix.Unmount(m.mountpoint, unix.MNT_DETACH); derr != nil {
+	if err != nil {
 		select {
-		case <-m.done:
+		case <-m.done: // unmounted from outside meanwhile
 			return nil
 		default:
 		}
-		return fmt.Errorf("unmount %s: %v; lazy detach: %w", m.mountpoint, err, derr)
+		m.log.Warn("mount busy; detaching lazily", "mountpoint", m.mountpoint, "err", err)
+		if derr := unix.Unmount(m.mountpoint, unix.MNT_DETACH); derr != nil {
+			select {
+			case <-m.done:
+				return nil
+			default:
+			}
+			return fmt.Errorf("unmount %s: %v; lazy detach: %w", m.mountpoint, err, derr)
+		}
 	}
 	// The kernel ends the session when the last reference goes; give it
-	// a moment so the common case (nothing open) reports completion.
+	// a moment so the common case (nobody else) reports completion.
 	select {
 	case <-m.done:
-	case <-time.After(2 * time.Second):
+	case <-time.After(sessionEndWait):
+		m.log.Info("unmounted; the filesystem is still served for processes or containers that use it and stops when they let go",
+			"mountpoint", m.mountpoint)
 	}
 	return nil
+}
+
+// sessionEndWait is how long Unmount waits for the FUSE session to end
+// after the mountpoint is free.
+const sessionEndWait = 2 * time.Second
+
+// onTop reports whether the mount on top of the mountpoint is this one
+// (by device, from the mount table; never through the mount). When the
+// device is unknown it answers true, as before it was recorded.
+func (m *Mounted) onTop() bool {
+	if m.dev == "" {
+		return true
+	}
+	return fuseDev(m.tablePath) == m.dev
 }
 
 // Status describes the mount for `docker volume inspect` and logs. It

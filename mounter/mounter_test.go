@@ -46,7 +46,12 @@ func (w testWriter) Write(p []byte) (int, error) {
 func mountLocal(t *testing.T, extra map[string]string) (m *Mounted, src, mp string) {
 	t.Helper()
 	testenv.RequireFUSE(t)
-	src, mp = t.TempDir(), t.TempDir()
+	return mountLocalOn(t, t.TempDir(), extra)
+}
+
+func mountLocalOn(t *testing.T, mp string, extra map[string]string) (m *Mounted, src, mountpoint string) {
+	t.Helper()
+	src = t.TempDir()
 	opts := map[string]string{"local": src}
 	for k, v := range extra {
 		opts[k] = v
