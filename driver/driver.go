@@ -265,11 +265,18 @@ func (d *Driver) Shutdown() {
 	d.mu.Lock()
 	all := slices.Collect(maps.Values(d.vols))
 	d.mu.Unlock()
+	// In parallel: an unmount may wait up to a few seconds for its FUSE
+	// session (mounter.Mounted.Unmount), and a plugin being stopped with
+	// many volumes in use must not add those up.
+	var wg sync.WaitGroup
 	for _, v := range all {
-		v.op.Lock()
-		d.teardownLocked(v)
-		v.op.Unlock()
+		wg.Go(func() {
+			v.op.Lock()
+			d.teardownLocked(v)
+			v.op.Unlock()
+		})
 	}
+	wg.Wait()
 }
 
 func (d *Driver) mountpoint(name string) string { return filepath.Join(d.cfg.MountRoot, name) }
