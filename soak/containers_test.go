@@ -334,6 +334,13 @@ func (d *dockerSoak) countRunError(out string) {
 	d.mu.Lock()
 	d.runErrors[msg]++
 	d.mu.Unlock()
+	// A Mount refused with the driver's own error is fine under faults;
+	// dockerd giving up on the plugin is not: the driver must answer
+	// every request within its budget (MountRequestTimeout), or Docker
+	// loses track of what is mounted.
+	if strings.Contains(out, "Client.Timeout exceeded") {
+		d.t.Errorf("dockerd timed out waiting for the plugin: %s", strings.TrimSpace(out))
+	}
 }
 
 // wait waits for every container to exit on its own by limit; one still
