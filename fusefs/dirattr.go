@@ -36,6 +36,10 @@ import (
 //     exactly, so an unlink, rename, mkdir, chmod or utimens of the
 //     directory or a failed creation in between, even a concurrent one,
 //     sends the next GETATTR to the backend.
+// SETATTR's reply never comes from them (its change is recorded only
+// after it). A CREATE that opened a file another client had created
+// since this mount's listing did not change the directory; its mtime is
+// then shown up to that file's mtime too new, within the same bound.
 // A directory's size is left as last read: servers report block counts
 // (ext4) or entry-based sizes (tmpfs) that no client can predict, and no
 // tool can rely on a directory's size.

@@ -248,6 +248,13 @@ func (n *node) statPath(ctx context.Context) (backend.FileInfo, syscall.Errno) {
 // still works after the file's name is gone (fstat of an unlinked file).
 // go-fuse passes the node's first open handle when the kernel sends none.
 func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	return n.getattr(ctx, f, out, true)
+}
+
+// getattr is Getattr; cached says whether a directory's kept attributes
+// may answer (dirattr.go): not for Setattr's reply, whose change to the
+// directory is only recorded after it (node.changed).
+func (n *node) getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut, cached bool) syscall.Errno {
 	n.drainWrites()
 	_, reachable := n.path()
 	if h, ok := f.(*fileHandle); ok {
@@ -270,7 +277,7 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 		}
 		return syscall.ENOENT
 	}
-	if n.dirAttrFromCache(out) {
+	if cached && n.dirAttrFromCache(out) {
 		return 0
 	}
 	seq := n.changed.Load()
@@ -381,7 +388,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 		}
 	}
 
-	return n.Getattr(ctx, f, out)
+	return n.getattr(ctx, f, out, false)
 }
 
 // backendFlags keeps only the open flags the backend contract knows.

@@ -157,3 +157,50 @@ func TestCreateRoundTripsSSHD(t *testing.T) {
 		t.Errorf("stat of the directory after a removal was answered without the server (requests %v)", got)
 	}
 }
+
+// TestDirAttrAfterOwnChanges: a directory's attributes kept across
+// creations (dirattr.go) never hide a change made through the mount to
+// the directory itself: after chmod and utimens, also right after
+// creations in it, stats show the new attributes. (The kernel tested on
+// re-asks after a SETATTR of the mode, so this did not fail when
+// SETATTR's own reply still came from the kept attributes; that reply
+// now always comes from the backend.)
+func TestDirAttrAfterOwnChanges(t *testing.T) {
+	o := testOptions()
+	o.AttrTimeout, o.EntryTimeout = 10*time.Second, 10*time.Second
+	mnt, back := mountLocal(t, o)
+	dir := filepath.Join(mnt, "d")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i, mode := range []os.FileMode{0o700, 0o750, 0o711} {
+		// A creation makes the kernel ask for the directory's
+		// attributes at the next stat (from the backend); they are
+		// then kept across the next creation.
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("a%d", i)), "x")
+		if _, err := os.Stat(dir); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("b%d", i)), "x")
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != mode {
+			t.Errorf("after chmod %v: mode through the mount %v", mode, st.Mode().Perm())
+		}
+		mt := time.Unix(1_000_000_000+int64(i), 0)
+		if err := os.Chtimes(dir, mt, mt); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := os.Stat(dir); err != nil || !st.ModTime().Equal(mt) {
+			t.Errorf("after utimens %v: mtime through the mount %v (%v)", mt, st.ModTime(), err)
+		}
+		if srv, err := os.Stat(filepath.Join(back, "d")); err != nil || srv.Mode().Perm() != mode {
+			t.Errorf("mode on the backend %v (%v), want %v", srv.Mode().Perm(), err, mode)
+		}
+	}
+}
