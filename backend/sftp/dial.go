@@ -359,7 +359,7 @@ func (c Config) dialSSH(ctx context.Context, seen *seenHostKey) (*psftp.Client, 
 	if packet == 0 {
 		packet = DefaultMaxPacket
 	}
-	sftpClient, err := psftp.NewClient(client, c.sftpOptions(packet)...)
+	sftpClient, err := newSFTPClient(client, c.sftpOptions(packet)...)
 	if err != nil {
 		stop()
 		client.Close()
@@ -369,7 +369,7 @@ func (c Config) dialSSH(ctx context.Context, seen *seenHostKey) (*psftp.Client, 
 		// The packet size is fixed when the client starts, and the
 		// extensions are known only after; a second subsystem session
 		// on the same connection costs one round trip.
-		if big, err := psftp.NewClient(client, c.sftpOptions(LargeMaxPacket)...); err == nil {
+		if big, err := newSFTPClient(client, c.sftpOptions(LargeMaxPacket)...); err == nil {
 			sftpClient.Close()
 			sftpClient = big
 		}
