@@ -282,6 +282,20 @@ func (n *node) getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut, 
 	}
 	seq := n.changed.Load()
 	fi, errno := n.statPath(ctx)
+	if errno == syscall.EIO && n.isRoot() {
+		// The storage does not answer (or fails) and this is the
+		// mount's root, whose attributes practically never change:
+		// answer with the last ones seen, uncached. A container
+		// runtime stats a volume's root before every container start,
+		// and an EIO there aborts the start during any network blip,
+		// although the container's own file operations would fail or
+		// succeed on their own account anyway.
+		if last, ok := n.remembered(); ok {
+			n.fsys.fillAttr(last, &out.Attr)
+			out.SetTimeout(0)
+			return 0
+		}
+	}
 	if errno != 0 {
 		return errno
 	}
