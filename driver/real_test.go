@@ -24,26 +24,35 @@ func selfAccessMounter(secretsDir string, log *slog.Logger) Mounter {
 	return m
 }
 
-// The production mounter over backend/local with real FUSE, through the
-// HTTP handler: data reaches the backing directory, callers share one
-// mount, a mount killed from outside leaves the read-only guard (EROFS),
-// the next Mount replaces it, and nothing is left mounted at the end.
-func TestRealMounterLocalFUSE(t *testing.T) {
+// realLocalDriver serves a driver with the production mounter and the
+// read-only guard, its mount root cleaned up after the test. It returns
+// the client, the test's directory, an empty data directory for local
+// volumes in it, and the mount root.
+func realLocalDriver(t *testing.T) (c *client, dir, data, root string) {
+	t.Helper()
 	testenv.RequireRoot(t)
 	testenv.RequireFUSE(t)
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
+	dir = t.TempDir()
+	data = filepath.Join(dir, "data")
 	if err := os.Mkdir(data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	root := filepath.Join(dir, "volumes")
+	root = filepath.Join(dir, "volumes")
 	cleanupMounts(t, root)
 	d, err := New(Config{MountRoot: root, Mounter: selfAccessMounter(filepath.Join(dir, "secrets"), testLogger(t)), Guard: true, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.Shutdown)
-	c := serve(t, d)
+	return serve(t, d), dir, data, root
+}
+
+// The production mounter over backend/local with real FUSE, through the
+// HTTP handler: data reaches the backing directory, callers share one
+// mount, a mount killed from outside leaves the read-only guard (EROFS),
+// the next Mount replaces it, and nothing is left mounted at the end.
+func TestRealMounterLocalFUSE(t *testing.T) {
+	c, dir, data, root := realLocalDriver(t)
 
 	c.mustFail("Create", volume.CreateRequest{Name: "bad", Options: map[string]string{"local": data, "bogus": "1"}}, "bogus")
 	c.mustFail("Create", volume.CreateRequest{Name: "bad", Options: map[string]string{"local": filepath.Join(dir, "missing")}}, "missing")

@@ -8,8 +8,6 @@ import (
 
 	"github.com/docker/go-plugins-helpers/volume"
 	"golang.org/x/sys/unix"
-
-	"github.com/sftpfs/sftpfs/internal/testenv"
 )
 
 // TestRemountWhileOldMountInUse: a volume's FUSE mount dies at the
@@ -20,21 +18,7 @@ import (
 // dockerd time out), must not unmount the read-only guard that is then on
 // top, and the old container keeps being served.
 func TestRemountWhileOldMountInUse(t *testing.T) {
-	testenv.RequireRoot(t)
-	testenv.RequireFUSE(t)
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	if err := os.Mkdir(data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	root := filepath.Join(dir, "volumes")
-	cleanupMounts(t, root)
-	d, err := New(Config{MountRoot: root, Mounter: selfAccessMounter(filepath.Join(dir, "secrets"), testLogger(t)), Guard: true, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Shutdown)
-	c := serve(t, d)
+	c, _, data, root := realLocalDriver(t)
 	c.mustOK("Create", volume.CreateRequest{Name: "v", Options: map[string]string{"local": data}}, nil)
 	var mr volume.MountResponse
 	c.mustOK("Mount", volume.MountRequest{Name: "v", ID: "old"}, &mr)

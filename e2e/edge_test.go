@@ -50,6 +50,24 @@ func mountedAt(t *testing.T, name string) []mountinfo.Mount {
 	return out
 }
 
+// waitServerFile waits up to 20 s until the container cid has written
+// more than 100 bytes to path on the server (read directly, not through
+// the plugin), and fails with the container's logs otherwise.
+func (h *harness) waitServerFile(cid, path string) {
+	h.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if b, err := os.ReadFile(path); err == nil && len(b) > 100 {
+			return
+		}
+		if time.Now().After(deadline) {
+			logs, _ := h.run("logs", cid)
+			h.t.Fatalf("the container did not start writing %s on the server: %s", filepath.Base(path), logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // requireIdle waits briefly for the volume to be released (Docker calls
 // Unmount after the container is gone, asynchronously to the CLI for
 // killed containers) and then fails unless the driver counts no mounts
@@ -129,17 +147,7 @@ func TestEdge(t *testing.T) {
 		cid := strings.TrimSpace(h.must("run", "-d", "-v", v+":/data", image, "sh", "-c",
 			"echo durable > /data/done.txt && sync && i=0; while true; do i=$((i+1)); echo $i >> /data/loop.txt; done"))
 		defer h.run("rm", "-f", cid)
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			if b, err := os.ReadFile(filepath.Join(d, "loop.txt")); err == nil && len(b) > 100 {
-				break
-			}
-			if time.Now().After(deadline) {
-				logs, _ := h.run("logs", cid)
-				t.Fatalf("the container did not start writing loop.txt on the server: %s", logs)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		h.waitServerFile(cid, filepath.Join(d, "loop.txt"))
 		if n := h.mountsOf(v); n != 1 {
 			t.Fatalf("while the writer runs the driver counts %d mounts, want 1", n)
 		}

@@ -53,17 +53,7 @@ func TestPluginKilled(t *testing.T) {
 	cid := strings.TrimSpace(h.must("run", "-d", "-v", v+":/data", image, "sh", "-c",
 		"echo durable > /data/before.txt && sync && i=0; while true; do i=$((i+1)); echo $i >> /data/loop.txt 2>/dev/null || echo fail >> /errors; done"))
 	defer h.run("rm", "-f", cid)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if b, err := os.ReadFile(filepath.Join(d, "loop.txt")); err == nil && len(b) > 100 {
-			break
-		}
-		if time.Now().After(deadline) {
-			logs, _ := h.run("logs", cid)
-			t.Fatalf("the container did not start writing loop.txt on the server: %s", logs)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	h.waitServerFile(cid, filepath.Join(d, "loop.txt"))
 
 	old := pluginPID(id)
 	if old == 0 {

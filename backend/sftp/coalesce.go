@@ -2,6 +2,8 @@ package sftp
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"io"
 	"sync"
 
@@ -99,33 +101,39 @@ func (c *coalescer) Close() error {
 	return ferr
 }
 
-// newSFTPClient starts the sftp subsystem on a new session of client,
-// like psftp.NewClient, with a coalescer under pkg/sftp's writes.
-func newSFTPClient(client *ssh.Client, opts ...psftp.ClientOption) (*psftp.Client, error) {
-	s, err := client.NewSession()
+// errSubsystemRefused means the server refused to start the sftp
+// subsystem on a session it had opened.
+var errSubsystemRefused = errors.New("the server refused the sftp subsystem")
+
+// openSFTPSession opens a session on c running the sftp subsystem and
+// returns it with its stdout and stdin. Its stderr is drained: unread, it
+// would fill the channel's window and stall the session.
+func openSFTPSession(c sessionOpener) (*ssh.Session, io.Reader, io.WriteCloser, error) {
+	s, err := c.NewSession()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	pw, err := s.StdinPipe()
-	if err != nil {
+	in, err1 := s.StdinPipe()
+	out, err2 := s.StdoutPipe()
+	stderr, err3 := s.StderrPipe()
+	if err := errors.Join(err1, err2, err3); err != nil {
 		s.Close()
-		return nil, err
-	}
-	pr, err := s.StdoutPipe()
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	perr, err := s.StderrPipe()
-	if err != nil {
-		s.Close()
-		return nil, err
+		return nil, nil, nil, err
 	}
 	if err := s.RequestSubsystem("sftp"); err != nil {
 		s.Close()
+		return nil, nil, nil, fmt.Errorf("%w: %v", errSubsystemRefused, err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, stderr) }()
+	return s, out, in, nil
+}
+
+// newSFTPClient starts pkg/sftp on a new sftp session of client, like
+// psftp.NewClient, with a coalescer under pkg/sftp's writes.
+func newSFTPClient(client *ssh.Client, opts ...psftp.ClientOption) (*psftp.Client, error) {
+	s, out, in, err := openSFTPSession(client)
+	if err != nil {
 		return nil, err
 	}
-	// Unread stderr would fill the channel's window and stall it.
-	go func() { _, _ = io.Copy(io.Discard, perr) }()
-	return psftp.NewClientPipe(pr, &coalescer{w: pw, closer: s}, opts...)
+	return psftp.NewClientPipe(out, &coalescer{w: in, closer: s}, opts...)
 }

@@ -377,8 +377,17 @@ func (c *conn) reconnectLoop() {
 	}
 }
 
-// errClosed is returned for calls on a closed backend.
+// errClosedBackend is returned for calls on a closed backend.
 var errClosedBackend = errors.New("sftp backend is closed")
+
+// getBy is get bounded by deadline too. Calls use it only when there is
+// no live transport: a context with a timer per call costs more than the
+// rest of the call's bookkeeping.
+func (c *conn) getBy(ctx context.Context, deadline time.Time) (*transport, error) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	return c.get(ctx)
+}
 
 // get returns the current transport, waiting for a reconnect until ctx
 // ends or the outage is op_timeout old, whichever comes first.
@@ -389,15 +398,6 @@ var errClosedBackend = errors.New("sftp backend is closed")
 // op_timeout again. Without it one open(2) of a cached name, which the
 // kernel may turn into LOOKUP, GETATTR of the parent and LOOKUP again,
 // took three op_timeouts during a network cut.
-// getBy is get bounded by deadline too. Calls use it only when there is
-// no live transport: a context with a timer per call costs more than the
-// rest of the call's bookkeeping.
-func (c *conn) getBy(ctx context.Context, deadline time.Time) (*transport, error) {
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	return c.get(ctx)
-}
-
 func (c *conn) get(ctx context.Context) (*transport, error) {
 	for {
 		c.mu.Lock()

@@ -102,9 +102,9 @@ type dirLister struct {
 	warned      bool
 }
 
-// readDir lists the directory name (a contract name) through the raw
-// lister and filters the entries.
-func (b *Backend) readDir(ctx context.Context, name string) ([]backend.FileInfo, error) {
+// ReadDir lists a directory with the names exactly as the server sent
+// them, rejecting those that are not a single path element (see above).
+func (b *Backend) ReadDir(ctx context.Context, name string) ([]backend.FileInfo, error) {
 	p, err := b.abs("readdir", name)
 	if err != nil {
 		return nil, err
@@ -232,25 +232,15 @@ func openListClient(t *transport) (*listClient, error) {
 		}
 		r, w, closer = s, s, func() { s.Close() }
 	case sessionOpener:
-		s, err := o.NewSession()
+		s, out, in, err := openSFTPSession(o)
 		if err != nil {
 			var oce *ssh.OpenChannelError
-			if errors.As(err, &oce) {
+			if errors.As(err, &oce) || errors.Is(err, errSubsystemRefused) {
 				// The server said no (MaxSessions, a restricted
 				// account): an answer, not a broken connection.
 				return nil, fmt.Errorf("%w: %v", errNoListSession, err)
 			}
 			return nil, err
-		}
-		in, err1 := s.StdinPipe()
-		out, err2 := s.StdoutPipe()
-		if err := errors.Join(err1, err2); err != nil {
-			s.Close()
-			return nil, err
-		}
-		if err := s.RequestSubsystem("sftp"); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("%w: %v", errNoListSession, err)
 		}
 		r, w, closer = out, in, func() { s.Close() }
 	default:
@@ -565,24 +555,10 @@ func (c *listClient) list(ctx context.Context, p string) ([]dirEntry, error) {
 
 // closeHandle sends CLOSE without waiting for the answer: a listing that
 // was read (or abandoned) need not pay another round trip, and the reply
-// is dropped by the read loop.
+// lands in a buffered channel nobody reads. A failed write has already
+// failed the session.
 func (c *listClient) closeHandle(h string) {
-	ch := make(chan []byte, 1)
-	c.mu.Lock()
-	if c.err != nil {
-		c.mu.Unlock()
-		return
-	}
-	c.next++
-	id := c.next
-	c.pending[id] = ch
-	c.mu.Unlock()
-	pkt := binary.BigEndian.AppendUint32([]byte{0, 0, 0, 0, pktClose}, id)
-	pkt = appendString(pkt, h)
-	binary.BigEndian.PutUint32(pkt, uint32(len(pkt)-4))
-	if err := c.write(pkt); err != nil {
-		c.fail(err)
-	}
+	_, _ = c.send(pktClose, func(b []byte) []byte { return appendString(b, h) })
 }
 
 // decoder reads SFTP wire types, remembering the first error.

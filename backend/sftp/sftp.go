@@ -300,12 +300,6 @@ func (b *Backend) Lstat(ctx context.Context, name string) (backend.FileInfo, err
 	return toInfo(baseName(name), fi), nil
 }
 
-// ReadDir lists a directory with the names exactly as the server sent
-// them, rejecting those that are not a single path element (readdir.go).
-func (b *Backend) ReadDir(ctx context.Context, name string) ([]backend.FileInfo, error) {
-	return b.readDir(ctx, name)
-}
-
 // Mkdir creates a directory, then sets perm (pkg/sftp's MKDIR sends no
 // attributes, so the server's umask would otherwise decide).
 func (b *Backend) Mkdir(ctx context.Context, name string, perm fs.FileMode) error {
