@@ -45,15 +45,6 @@ func newFileHandle(n *node, f backend.File) *fileHandle {
 	return h
 }
 
-// waitWrites waits for this handle's writes in flight and returns their
-// sticky error.
-func (h *fileHandle) waitWrites() error {
-	if h.wb == nil {
-		return nil
-	}
-	return h.wb.wait()
-}
-
 // with runs fn with the backend file unless the handle was released.
 func (h *fileHandle) with(fn func(f backend.File) syscall.Errno) syscall.Errno {
 	h.mu.RLock()

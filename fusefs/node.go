@@ -55,8 +55,10 @@ type node struct {
 	// warned about, so a client retrying readlink cannot flood the log.
 	refusedLogged bool
 
-	// w tracks writes in flight through any handle (writebehind.go).
-	w nodeWrites
+	// w tracks writes in flight through any handle (writebehind.go),
+	// made by writes() on first use.
+	w     nodeWrites
+	wOnce sync.Once
 
 	// changed is the dirCache sequence number of the latest change made
 	// through this mount to this node's attributes or, for a directory,

@@ -17,67 +17,61 @@ import (
 // by fsync, and again by every later one, so an application that checks
 // close(2) or fsync(2) always sees it.
 //
-// Ordering and visibility: a write that overlaps one still in flight
-// waits for all in-flight writes first, so the storage applies
-// overlapping writes in the order the application made them. Everything
-// that must see the written data waits for the node's writes to finish
-// first: reads, fstat/getattr, setattr (truncate), lookups of the name,
-// flush, fsync and release.
+// Ordering: the ranges in flight belong to the node, not to a handle.
+// A write that overlaps one still in flight through any descriptor of
+// the file (another fd, another process) waits for it, so the storage
+// applies overlapping writes in the order write(2) returned: POSIX says
+// the later one wins, and with a per-handle set two descriptors could
+// land out of order (a write acknowledged first overwriting one
+// acknowledged later). The overlap check and the registration of the
+// new range happen under one lock, so no other write can slip between
+// them. Non-overlapping writes may reach the storage in any order: the
+// result is the same.
+//
+// Visibility: everything that must see the written data waits for the
+// node's writes to finish first: reads, fstat/getattr, setattr
+// (truncate), lookups of the name, flush, fsync and release.
 
-// writeBehind is the in-flight write state of one file handle.
+// writeBehind is the write-behind state of one file handle. inflight and
+// err are guarded by the node's nodeWrites.mu, so that one lock orders
+// all writes to the file.
 type writeBehind struct {
-	slots  chan struct{}
-	mu     sync.Mutex
-	cond   *sync.Cond
-	ranges map[uint64][2]int64 // in flight, by id
-	nextID uint64
-	err    error // sticky, see above
+	slots    chan struct{} // back-pressure: at most depth writes in flight
+	inflight int           // this handle's writes in flight
+	err      error         // sticky, see above
 }
 
 func newWriteBehind(depth int) *writeBehind {
 	if depth <= 0 {
 		return nil
 	}
-	w := &writeBehind{slots: make(chan struct{}, depth), ranges: map[uint64][2]int64{}}
-	w.cond = sync.NewCond(&w.mu)
-	return w
+	return &writeBehind{slots: make(chan struct{}, depth)}
 }
 
-// wait blocks until no write of this handle is in flight and returns the
+// waitWrites waits for h's writes in flight (only its own: a close of
+// one descriptor must not wait for another's stream) and returns their
 // sticky error.
-func (w *writeBehind) wait() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for len(w.ranges) > 0 {
-		w.cond.Wait()
+func (h *fileHandle) waitWrites() error {
+	w := h.wb
+	if w == nil {
+		return nil
+	}
+	nw := h.node.writes()
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	for w.inflight > 0 {
+		nw.cond.Wait()
 	}
 	return w.err
 }
 
-func (w *writeBehind) overlapsLocked(off, end int64) bool {
-	for _, r := range w.ranges {
-		if off < r[1] && r[0] < end {
-			return true
-		}
-	}
-	return false
-}
-
-// write starts an asynchronous write of a copy of data at off.
+// writeAsync starts an asynchronous write of a copy of data at off.
 func (h *fileHandle) writeAsync(data []byte, off int64) syscall.Errno {
 	w := h.wb
 	n := h.node
-	w.mu.Lock()
-	for w.err == nil && w.overlapsLocked(off, off+int64(len(data))) {
-		w.cond.Wait()
-	}
-	if err := w.err; err != nil {
-		w.mu.Unlock()
-		return h.errno("write", err)
-	}
-	w.mu.Unlock()
+	end := off + int64(len(data))
 
-	w.slots <- struct{}{} // back-pressure: at most depth writes in flight
+	w.slots <- struct{}{}
 	var buf []byte
 	pooled := len(data) <= readChunk
 	if pooled {
@@ -86,13 +80,29 @@ func (h *fileHandle) writeAsync(data []byte, off int64) syscall.Errno {
 		buf = make([]byte, len(data))
 	}
 	copy(buf, data)
+	release := func() {
+		if pooled {
+			n.fsys.bufs.put(buf)
+		}
+		<-w.slots
+	}
 
-	w.mu.Lock()
-	id := w.nextID
-	w.nextID++
-	w.ranges[id] = [2]int64{off, off + int64(len(data))}
-	w.mu.Unlock()
-	n.writeStarted()
+	nw := n.writes()
+	nw.mu.Lock()
+	for w.err == nil && nw.overlapsLocked(off, end) {
+		nw.cond.Wait()
+	}
+	if err := w.err; err != nil {
+		nw.mu.Unlock()
+		release()
+		return h.errno("write", err)
+	}
+	id := nw.nextID
+	nw.nextID++
+	nw.ranges[id] = [2]int64{off, end}
+	nw.gen++
+	w.inflight++
+	nw.mu.Unlock()
 
 	f := h.f
 	go func() {
@@ -100,77 +110,76 @@ func (h *fileHandle) writeAsync(data []byte, off int64) syscall.Errno {
 		if err == nil && k < len(buf) {
 			err = io.ErrShortWrite
 		}
-		if pooled {
-			n.fsys.bufs.put(buf)
-		}
-		w.mu.Lock()
-		delete(w.ranges, id)
+		release()
+		n.markChanged()
+		nw.mu.Lock()
+		delete(nw.ranges, id)
+		w.inflight--
 		if err != nil && w.err == nil {
 			w.err = err
 		}
-		w.cond.Broadcast()
-		w.mu.Unlock()
-		n.writeDone()
-		<-w.slots
+		nw.cond.Broadcast()
+		nw.mu.Unlock()
 	}()
 	return 0
 }
 
-// nodeWrites tracks the writes in flight to one node (through any of its
-// handles) and counts writes ever started, so that cached data (the
-// read-ahead) and cached attributes can tell whether they predate one.
+// nodeWrites tracks the writes in flight to one node through any of its
+// handles, by range, and counts writes ever started, so that cached
+// data (the read-ahead) and cached attributes can tell whether they
+// predate one.
 type nodeWrites struct {
-	mu      sync.Mutex
-	cond    *sync.Cond
-	pending int
-	gen     uint64
+	mu     sync.Mutex
+	cond   *sync.Cond
+	ranges map[uint64][2]int64 // in flight, by id
+	nextID uint64
+	gen    uint64
 }
 
-func (n *node) writesLocked() *nodeWrites {
-	if n.w.cond == nil {
+// writes returns n's write state, made on first use (most nodes are
+// never written).
+func (n *node) writes() *nodeWrites {
+	n.wOnce.Do(func() {
 		n.w.cond = sync.NewCond(&n.w.mu)
-	}
+		n.w.ranges = map[uint64][2]int64{}
+	})
 	return &n.w
 }
 
-func (n *node) writeStarted() {
-	n.w.mu.Lock()
-	n.writesLocked()
-	n.w.pending++
-	n.w.gen++
-	n.w.mu.Unlock()
-}
-
-func (n *node) writeDone() {
-	n.markChanged()
-	n.w.mu.Lock()
-	n.w.pending--
-	n.writesLocked().cond.Broadcast()
-	n.w.mu.Unlock()
+func (nw *nodeWrites) overlapsLocked(off, end int64) bool {
+	for _, r := range nw.ranges {
+		if off < r[1] && r[0] < end {
+			return true
+		}
+	}
+	return false
 }
 
 // writeState returns the write generation and whether writes are in
 // flight.
 func (n *node) writeState() (gen uint64, pending bool) {
-	n.w.mu.Lock()
-	defer n.w.mu.Unlock()
-	return n.w.gen, n.w.pending > 0
+	nw := n.writes()
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	return nw.gen, len(nw.ranges) > 0
 }
 
 // drainWrites waits until no write to n is in flight.
 func (n *node) drainWrites() {
-	n.w.mu.Lock()
-	defer n.w.mu.Unlock()
-	for n.w.pending > 0 {
-		n.writesLocked().cond.Wait()
+	nw := n.writes()
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	for len(nw.ranges) > 0 {
+		nw.cond.Wait()
 	}
 }
 
 // bumpWriteGen marks n's data as changed by something other than a
 // write (a truncate), invalidating read-ahead chunks.
 func (n *node) bumpWriteGen() {
-	n.w.mu.Lock()
-	n.w.gen++
-	n.w.mu.Unlock()
+	nw := n.writes()
+	nw.mu.Lock()
+	nw.gen++
+	nw.mu.Unlock()
 	n.markChanged()
 }
