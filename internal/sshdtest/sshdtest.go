@@ -56,6 +56,15 @@ type Options struct {
 	// HostKeyType is "ed25519" (default), "ecdsa" (P-256) or "rsa"
 	// (3072 bits).
 	HostKeyType string
+	// HostKeyTypes, when set, gives the server one host key of each
+	// type, like a stock server (`ssh-keygen -A` makes rsa, ecdsa and
+	// ed25519); it replaces HostKeyType. The first is HostSigner.
+	HostKeyTypes []string
+	// NetNS runs sshd inside that network namespace (`ip netns exec`),
+	// listening on ListenHost there; see NewNetNS. Readiness is then
+	// taken from sshd's "Server listening" log line, since the address
+	// may not be reachable from the test's namespace.
+	NetNS string
 	// ListenHost is the address sshd listens on, default 127.0.0.1.
 	// Tests whose clients live in other network namespaces (the Swarm
 	// nodes) give an address of a bridge they created.
@@ -87,11 +96,15 @@ type Server struct {
 	HostKeyLine        string
 	HostKeyFingerprint string
 	HostSigner         ssh.Signer
+	// HostKeys are all host keys, in the order of Options.HostKeyTypes
+	// (one entry without HostKeyTypes); KnownHostsFile lists them all.
+	HostKeys []HostKey
 	// Dir is the directory holding the configuration, keys and pid file.
 	Dir string
 
 	t          testing.TB
 	configFile string
+	netns      string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -121,7 +134,7 @@ func Start(t testing.TB, o Options) *Server {
 	if host == "" {
 		host = "127.0.0.1"
 	}
-	s := &Server{t: t, Dir: t.TempDir(), Host: host, User: u.Username, logs: &testenv.Buffer{}}
+	s := &Server{t: t, Dir: t.TempDir(), Host: host, User: u.Username, logs: &testenv.Buffer{}, netns: o.NetNS}
 	s.configFile = filepath.Join(s.Dir, "sshd_config")
 	if err := s.writeKeys(o); err != nil {
 		t.Fatalf("sshdtest: %v", err)
@@ -138,6 +151,11 @@ func Start(t testing.TB, o Options) *Server {
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		port, err := freePort(s.Host)
+		if o.NetNS != "" {
+			// The address lives in another namespace, where every port
+			// is free but for the few other sshds a test starts there.
+			port, err = 20000+int(randUint32()%40000), nil
+		}
 		if err != nil {
 			t.Fatalf("sshdtest: finding a free port: %v", err)
 		}
@@ -215,7 +233,12 @@ func (s *Server) startOnce() error {
 		return errors.New("sshd is already running")
 	}
 	fmt.Fprintf(s.logs, "--- sshdtest: starting sshd on %s\n", s.Addr)
+	listening := strings.Count(s.logs.String(), s.listeningLine())
 	cmd := exec.Command(SSHDPath, "-D", "-e", "-f", s.configFile)
+	if s.netns != "" {
+		// ip execs sshd after entering the namespace: same pid.
+		cmd = exec.Command("ip", "netns", "exec", s.netns, SSHDPath, "-D", "-e", "-f", s.configFile)
+	}
 	cmd.Stdout = s.logs
 	cmd.Stderr = s.logs
 	// Own process group, so no terminal signal reaches it, and a bound
@@ -231,15 +254,30 @@ func (s *Server) startOnce() error {
 		close(exited)
 	}()
 	s.cmd, s.exited = cmd, exited
-	if err := waitReady(s.Addr, exited); err != nil {
+	ready := func() error { return probeBanner(s.Addr) }
+	if s.netns != "" {
+		ready = func() error {
+			if strings.Count(s.logs.String(), s.listeningLine()) > listening {
+				return nil
+			}
+			return errors.New("no \"" + s.listeningLine() + "\" in sshd's log yet")
+		}
+	}
+	if err := waitReady(s.Addr, exited, ready); err != nil {
 		s.stopLocked()
 		return err
 	}
 	return nil
 }
 
-// waitReady waits until addr sends an SSH banner, or sshd exits.
-func waitReady(addr string, exited <-chan struct{}) error {
+// listeningLine is what sshd logs once it listens (LogLevel VERBOSE).
+func (s *Server) listeningLine() string {
+	return fmt.Sprintf("Server listening on %s port %d", s.Host, s.Port)
+}
+
+// waitReady waits until ready succeeds (addr sends an SSH banner), or
+// sshd exits.
+func waitReady(addr string, exited <-chan struct{}, ready func() error) error {
 	deadline := time.Now().Add(readyTimeout)
 	for {
 		select {
@@ -247,7 +285,7 @@ func waitReady(addr string, exited <-chan struct{}) error {
 			return errors.New("sshd exited before accepting connections")
 		default:
 		}
-		if err := probeBanner(addr); err == nil {
+		if err := ready(); err == nil {
 			return nil
 		} else if time.Now().After(deadline) {
 			return fmt.Errorf("sshd did not send an SSH banner on %s within %v: %w", addr, readyTimeout, err)
@@ -396,18 +434,44 @@ func freePort(host string) (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// HostKey is one of the server's host keys.
+type HostKey struct {
+	// Type is the Options.HostKeyTypes entry ("ed25519", "ecdsa", "rsa").
+	Type        string
+	Signer      ssh.Signer
+	Fingerprint string // "SHA256:..."
+	// File is the private key file sshd reads.
+	File string
+}
+
 func (s *Server) writeKeys(o Options) error {
-	hostPriv, err := generateKey(o.HostKeyType)
-	if err != nil {
-		return err
+	types := o.HostKeyTypes
+	if len(types) == 0 {
+		types = []string{o.HostKeyType}
 	}
-	if s.HostSigner, err = ssh.NewSignerFromKey(hostPriv); err != nil {
-		return fmt.Errorf("host key signer: %w", err)
+	for i, typ := range types {
+		hostPriv, err := generateKey(typ)
+		if err != nil {
+			return err
+		}
+		signer, err := ssh.NewSignerFromKey(hostPriv)
+		if err != nil {
+			return fmt.Errorf("host key signer: %w", err)
+		}
+		file := filepath.Join(s.Dir, "host_key")
+		if i > 0 {
+			file += "_" + strconv.Itoa(i)
+		}
+		if err := writePrivateKey(file, hostPriv); err != nil {
+			return err
+		}
+		if typ == "" {
+			typ = "ed25519"
+		}
+		s.HostKeys = append(s.HostKeys, HostKey{Type: typ, Signer: signer, Fingerprint: ssh.FingerprintSHA256(signer.PublicKey()), File: file})
 	}
-	if err := writePrivateKey(filepath.Join(s.Dir, "host_key"), hostPriv); err != nil {
-		return err
-	}
-	s.HostKeyFingerprint = ssh.FingerprintSHA256(s.HostSigner.PublicKey())
+	s.HostSigner = s.HostKeys[0].Signer
+	s.HostKeyFingerprint = s.HostKeys[0].Fingerprint
 
 	clientPriv, err := generateKey("ed25519")
 	if err != nil {
@@ -435,7 +499,11 @@ func (s *Server) writeKeys(o Options) error {
 func (s *Server) writeConfig(o Options) error {
 	s.HostKeyLine = knownhosts.Line([]string{s.Addr}, s.HostSigner.PublicKey())
 	s.KnownHostsFile = filepath.Join(s.Dir, "known_hosts")
-	if err := os.WriteFile(s.KnownHostsFile, []byte(s.HostKeyLine+"\n"), 0o644); err != nil {
+	lines := ""
+	for _, k := range s.HostKeys {
+		lines += knownhosts.Line([]string{s.Addr}, k.Signer.PublicKey()) + "\n"
+	}
+	if err := os.WriteFile(s.KnownHostsFile, []byte(lines), 0o644); err != nil {
 		return err
 	}
 
@@ -454,7 +522,6 @@ func (s *Server) writeConfig(o Options) error {
 	}
 	defaults := [][2]string{
 		{"ListenAddress", s.Addr},
-		{"HostKey", filepath.Join(s.Dir, "host_key")},
 		{"PidFile", filepath.Join(s.Dir, "sshd.pid")},
 		{"AuthorizedKeysFile", filepath.Join(s.Dir, "authorized_keys")},
 		{"StrictModes", "no"},
@@ -474,6 +541,12 @@ func (s *Server) writeConfig(o Options) error {
 	}
 	var b strings.Builder
 	b.WriteString("# written by sshdtest\n")
+	if !given["hostkey"] {
+		// HostKey may repeat (one line per key), unlike the defaults.
+		for _, k := range s.HostKeys {
+			fmt.Fprintf(&b, "HostKey %s\n", k.File)
+		}
+	}
 	for _, l := range head {
 		b.WriteString(l + "\n")
 	}
