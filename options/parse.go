@@ -42,6 +42,12 @@ type Env struct {
 	// expansion, ~/.ssh/id_ed25519, id_ecdsa, id_rsa as identities and
 	// ~/.ssh/known_hosts, each only if it exists.
 	Home string
+	// SystemKnownHosts (ScopeCLI) is the system-wide known_hosts file
+	// read after ~/.ssh/known_hosts when neither known_hosts nor hostkey
+	// is given, if it exists (normally /etc/ssh/ssh_known_hosts, as
+	// OpenSSH's GlobalKnownHostsFile). The plugin never reads the
+	// host's: its known_hosts files live in the secrets directory.
+	SystemKnownHosts string
 	// AgentSocket (ScopeCLI) is the default ssh_agent ($SSH_AUTH_SOCK).
 	AgentSocket string
 	// DefaultUser (ScopeCLI) is the login user when none is given.
@@ -80,7 +86,7 @@ func (c *Config) Remote() string {
 	}
 	p := c.SFTP.Path
 	switch {
-	case p == "":
+	case p == "" || p == ".":
 		p = "/~"
 	case strings.HasPrefix(p, "/"):
 	default:
@@ -576,6 +582,9 @@ func (p *parser) buildSFTP(cfg *Config) {
 	if c.User == "" {
 		c.User = p.env.DefaultUser
 	}
+	// "host:~/dir" means dir in the login directory: servers do not
+	// expand "~".
+	c.Path = sftp.LoginRelative(c.Path)
 	if c.User == "" {
 		p.fail(errorf(OptUser, "missing user: give user=NAME (or sshcmd=user@host:/path)"))
 	}
@@ -623,6 +632,7 @@ func (p *parser) buildSFTP(cfg *Config) {
 		cfg.Warnings = append(cfg.Warnings, "option password passes the password inline, where Docker shows it to anyone who can run `docker volume inspect`; put it in a file and use password_file instead")
 	}
 	c.AgentSocket = p.file(OptSSHAgent, socketFile)
+	c.IdentitiesOnly = p.boolean(OptIdentitiesOnly)
 
 	// hostkey
 	c.KnownHostsFiles = p.files(OptKnownHosts, regularFile)
@@ -635,9 +645,25 @@ func (p *parser) buildSFTP(cfg *Config) {
 			c.HostKeys = append(c.HostKeys, k)
 		}
 	}
+	if x, ok := p.g[OptJumpHostKey]; ok {
+		for _, k := range splitList(x.value) {
+			if !checkHostKey(k) {
+				p.fail(valueError(x.opt, k, "a SHA256:... fingerprint (`ssh-keygen -lf key.pub`) or a public key line like `ssh-ed25519 AAAA...`"))
+				continue
+			}
+			c.JumpHostKeys = append(c.JumpHostKeys, k)
+		}
+	}
+	if x, ok := p.g[OptProxyJump]; ok {
+		hops, err := sftp.ParseProxyJump(x.value)
+		if err != nil {
+			p.fail(&Error{Option: OptProxyJump, Msg: err.Error()})
+		}
+		c.JumpHosts = hops
+	}
 	c.InsecureIgnoreHostKey = p.boolean(OptInsecureIgnoreHostKey)
 	if c.InsecureIgnoreHostKey {
-		if p.has(OptHostKey) || p.has(OptKnownHosts) {
+		if p.has(OptHostKey) || p.has(OptKnownHosts) || p.has(OptJumpHostKey) {
 			p.fail(errorf(OptInsecureIgnoreHostKey, "option %q conflicts with hostkey and known_hosts, which verify the server; remove insecure_ignore_host_key", OptInsecureIgnoreHostKey))
 		}
 		cfg.Warnings = append(cfg.Warnings, "insecure_ignore_host_key is on: the server's identity is not verified, so a man-in-the-middle can read and change all data; pin the key with hostkey=SHA256:...")
@@ -652,6 +678,10 @@ func (p *parser) buildSFTP(cfg *Config) {
 			if !p.has(OptKnownHosts) && !p.has(OptHostKey) && !c.InsecureIgnoreHostKey {
 				c.KnownHostsFiles = existing(filepath.Join(home, ".ssh", "known_hosts"))
 			}
+		}
+		if !p.has(OptKnownHosts) && !p.has(OptHostKey) && !c.InsecureIgnoreHostKey && p.env.SystemKnownHosts != "" {
+			// OpenSSH's GlobalKnownHostsFile, read after the user's file.
+			c.KnownHostsFiles = append(c.KnownHostsFiles, existing(p.env.SystemKnownHosts)...)
 		}
 		if !p.has(OptSSHAgent) && p.env.AgentSocket != "" {
 			if st, err := os.Stat(p.env.AgentSocket); err == nil && st.Mode().Type() == fs.ModeSocket {

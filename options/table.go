@@ -122,9 +122,12 @@ const (
 	OptPasswordFile          = "password_file"
 	OptPassword              = "password"
 	OptSSHAgent              = "ssh_agent"
+	OptIdentitiesOnly        = "identities_only"
 	OptKnownHosts            = "known_hosts"
 	OptHostKey               = "hostkey"
 	OptInsecureIgnoreHostKey = "insecure_ignore_host_key"
+	OptProxyJump             = "proxy_jump"
+	OptJumpHostKey           = "jump_hostkey"
 	OptUID                   = "uid"
 	OptGID                   = "gid"
 	OptUmask                 = "umask"
@@ -171,6 +174,9 @@ func Table() []Option {
 		{Name: OptMaxPacket, Kind: Int, Default: "0", Group: GroupConnection,
 			Help: "SFTP read/write request size in bytes: 0 picks the largest the server announces (OpenSSH: 261120, about 25% faster and cheaper in CPU than 32768), else 32768, which every server accepts; or 512-261120."},
 
+		{Name: OptProxyJump, Kind: List, Group: GroupConnection,
+			Help: "Jump host(s) `[user@]host[:port]`, comma-separated, as OpenSSH's `-J`: the connection goes through each in turn, in-process (no ssh binary). Every hop checks its host key (jump_hostkey, known_hosts) and logs in with the same identity, agent or password; the user defaults to user. Keepalives and reconnects cover the whole chain."},
+
 		// auth
 		{Name: OptIdentity, Aliases: []string{"IdentityFile"}, Kind: FileList, Group: GroupAuth,
 			Help: "Private key file(s) (OpenSSH, PEM or PKCS#8). Re-read on every reconnect, so a rotated key takes effect without a remount."},
@@ -185,15 +191,19 @@ func Table() []Option {
 		{Name: OptPassword, Kind: String, Secret: true, Group: GroupAuth,
 			Help: "Login password inline. For migration from vieux/sshfs only: it is visible to anyone who can run `docker volume inspect`; use password_file."},
 		{Name: OptSSHAgent, Kind: File, Scope: ScopeCLI, Group: GroupAuth,
-			Help: "ssh-agent socket (`sftpfs mount` defaults to $SSH_AUTH_SOCK)."},
+			Help: "ssh-agent socket (`sftpfs mount` defaults to $SSH_AUTH_SOCK). Its keys are offered after the identity keys, and only as many as leave the identity keys and password room within the server's default MaxAuthTries (6)."},
+		{Name: OptIdentitiesOnly, Kind: Bool, Default: "false", Group: GroupAuth,
+			Help: "Offer only the identity keys, none of the agent's other keys (OpenSSH's IdentitiesOnly), for servers whose MaxAuthTries an agent full of keys would use up."},
 
 		// hostkey
 		{Name: OptKnownHosts, Kind: FileList, Group: GroupHostKey,
-			Help: "OpenSSH known_hosts file(s) to verify the server (`sftpfs mount` defaults to ~/.ssh/known_hosts)."},
+			Help: "OpenSSH known_hosts file(s) to verify the server and the jump hosts (`sftpfs mount` defaults to ~/.ssh/known_hosts, then /etc/ssh/ssh_known_hosts, those that exist). The server is asked for a host key of a type listed for it."},
 		{Name: OptHostKey, Kind: List, Group: GroupHostKey,
-			Help: "Pinned server key(s): `SHA256:...` fingerprints (as `ssh-keygen -lf` prints) or public key lines (`ssh-ed25519 AAAA...`)."},
+			Help: "Pinned server key(s): `SHA256:...` fingerprints (as `ssh-keygen -lf` prints) or public key lines (`ssh-ed25519 AAAA...`). A fingerprint of any of the server's host keys works: the server is asked for each of its key types in turn."},
 		{Name: OptInsecureIgnoreHostKey, Kind: Bool, Default: "false", Group: GroupHostKey,
 			Help: "Accept any server key. Allows man-in-the-middle attacks: pin the key with hostkey instead."},
+		{Name: OptJumpHostKey, Kind: List, Group: GroupHostKey,
+			Help: "Pinned host key(s) of the proxy_jump hosts, written like hostkey."},
 
 		// fs
 		{Name: OptUID, Kind: Int, Default: "-1", Group: GroupFS,
@@ -253,8 +263,7 @@ func replaced() map[string]string {
 		"followsymlinks":           "symlinks are shown as symlinks; " + unsupported,
 		"transformsymlinks":        "use symlinks=contain (the default for sftpfs mount) to rewrite absolute targets into the mount",
 		"sshcommand":               "sftpfs never runs external commands (it speaks SSH itself); remove it",
-		"proxycommand":             "not supported: it would run an arbitrary command as root in the plugin; connect directly",
-		"proxyjump":                "not supported; connect directly",
+		"proxycommand":             "not supported: it would run an arbitrary command as root in the plugin; use proxy_jump=[user@]host[:port] for jump hosts",
 		"sshfsdebug":               "use debug instead",
 		"loglevel":                 "use debug instead",
 		"passwordstdin":            "use password_file instead",
@@ -266,10 +275,9 @@ func replaced() map[string]string {
 		"bigwrites":                "large writes are always on; see max_write",
 		"maxread":                  unsupported,
 		"batchmode":                "sftpfs never prompts; remove it",
-		"preferredauthentications": "sftpfs tries ssh_agent, identity keys, then password; remove it",
+		"preferredauthentications": "sftpfs tries identity keys, ssh_agent keys, then password; remove it",
 		"passwordauthentication":   "give password_file to use password authentication; remove it",
 		"pubkeyauthentication":     "give identity to use key authentication; remove it",
-		"identitiesonly":           "sftpfs only uses the keys you give; remove it",
 		"rw":                       "mounts are read-write unless ro is given; remove it",
 	}
 }

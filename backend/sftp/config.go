@@ -25,7 +25,9 @@ type Config struct {
 	// otherwise a missing Path is an error.
 	CreatePath bool
 
-	// Authentication, tried in this order: agent, keys, password.
+	// Authentication, tried in this order: certificates, the keys named
+	// here, agent keys, password (as OpenSSH does, so that the named key
+	// is offered before the server's MaxAuthTries is spent on agent keys).
 	IdentityFiles   []string // private key files (OpenSSH, PEM, PKCS#8)
 	IdentityInline  [][]byte // private key file contents (identity_b64)
 	CertificateFile string   // OpenSSH user certificate for the key
@@ -33,12 +35,23 @@ type Config struct {
 	PasswordFile    string
 	Password        []byte // inline password (migration only)
 	AgentSocket     string // ssh-agent socket path
+	// IdentitiesOnly offers only the named keys (IdentityFiles,
+	// IdentityInline), never the agent's other keys (OpenSSH's
+	// IdentitiesOnly).
+	IdentitiesOnly bool
 
 	// Host key verification: at least one of KnownHostsFiles or HostKeys,
 	// unless InsecureIgnoreHostKey.
 	KnownHostsFiles       []string
 	HostKeys              []string // "SHA256:..." fingerprints or authorized_keys-format lines
 	InsecureIgnoreHostKey bool
+
+	// JumpHosts are the hops of proxy_jump, dialled in order, each
+	// through the one before, the target through the last. Every hop's
+	// host key is verified against JumpHostKeys and KnownHostsFiles, and
+	// every hop authenticates with the same keys, agent and password.
+	JumpHosts    []JumpHost
+	JumpHostKeys []string // jump_hostkey: pins for the jump hosts
 
 	ConnectTimeout    time.Duration // TCP + SSH handshake
 	OpTimeout         time.Duration // every remote call
@@ -171,6 +184,28 @@ func (c Config) Validate() error {
 			add("hostkey %q: %v", hk, err)
 		}
 	}
+	for _, hk := range c.JumpHostKeys {
+		if _, err := parsePinnedKey(hk); err != nil {
+			add("jump_hostkey %q: %v", hk, err)
+		}
+	}
+	if len(c.JumpHostKeys) > 0 && len(c.JumpHosts) == 0 {
+		add("jump_hostkey is set but proxy_jump is not: give proxy_jump=[user@]host[:port] or remove jump_hostkey")
+	}
+	if len(c.JumpHosts) > 0 && !c.InsecureIgnoreHostKey && len(c.KnownHostsFiles) == 0 && len(c.JumpHostKeys) == 0 {
+		add("proxy_jump: no host key verification for the jump hosts: set jump_hostkey=SHA256:... (`ssh-keyscan BASTION | ssh-keygen -lf -`) or a known_hosts file that lists them")
+	}
+	for i, j := range c.JumpHosts {
+		if strings.TrimSpace(j.Host) == "" || strings.ContainsAny(j.Host, " \t\n/@") {
+			add("proxy_jump: hop %d: host %q is not a host name or address", i+1, j.Host)
+		}
+		if j.Port < 0 || j.Port > 65535 {
+			add("proxy_jump: hop %d: port %d is out of range: use 1-65535 (default 22)", i+1, j.Port)
+		}
+	}
+	if c.IdentitiesOnly && len(c.IdentityFiles) == 0 && len(c.IdentityInline) == 0 {
+		add("identities_only is set but no key is named: give identity=KEYFILE (identities_only keeps the agent's other keys out)")
+	}
 
 	if c.ConnectTimeout < 0 {
 		add("connect_timeout %v is negative", c.ConnectTimeout)
@@ -206,11 +241,32 @@ func (c Config) Remote() string {
 	}
 	// A relative path is relative to the login directory; "~/" makes that
 	// visible in the display form.
-	p := c.Path
-	if p != "" && !strings.HasPrefix(p, "/") {
+	p := LoginRelative(c.Path)
+	if p == "." {
+		p = "/~"
+	} else if p != "" && !strings.HasPrefix(p, "/") {
 		p = "/~/" + p
 	}
 	return fmt.Sprintf("%s@%s:%d%s", c.User, c.Host, port, p)
+}
+
+// LoginRelative rewrites a remote path written the shell's way, "~" or
+// "~/dir", into the form SFTP servers resolve against the login
+// directory ("." or "dir"): servers do not expand "~", so "host:~/x"
+// would otherwise name a directory literally called "~". "~user/..." is
+// left alone (SFTP has no way to look up another user's home).
+func LoginRelative(p string) string {
+	switch {
+	case p == "~" || p == "~/":
+		return "."
+	case strings.HasPrefix(p, "~/"):
+		rest := strings.TrimLeft(p[2:], "/")
+		if rest == "" {
+			return "."
+		}
+		return rest
+	}
+	return p
 }
 
 func contains(list []string, s string) bool {

@@ -46,25 +46,6 @@ func (c Config) buildAuth(log *slog.Logger) (*authSet, error) {
 	var problems []string
 	var signers []namedSigner
 
-	if c.AgentSocket != "" {
-		conn, err := net.DialTimeout("unix", c.AgentSocket, c.ConnectTimeout)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("ssh_agent %s: cannot connect: %v", c.AgentSocket, err))
-		} else {
-			as.cleanup = func() { conn.Close() }
-			ss, err := agent.NewClient(conn).Signers()
-			switch {
-			case err != nil:
-				problems = append(problems, fmt.Sprintf("ssh_agent %s: listing keys failed: %v", c.AgentSocket, err))
-			case len(ss) == 0:
-				problems = append(problems, fmt.Sprintf("ssh_agent %s: the agent holds no keys", c.AgentSocket))
-			}
-			for _, s := range ss {
-				signers = append(signers, namedSigner{s, "agent key " + ssh.FingerprintSHA256(s.PublicKey())})
-			}
-		}
-	}
-
 	var passphrase []byte
 	passphraseRead := false
 	getPassphrase := func() ([]byte, error) {
@@ -100,8 +81,28 @@ func (c Config) buildAuth(log *slog.Logger) (*authSet, error) {
 		addKey(fmt.Sprintf("identity_b64 #%d", i+1), data)
 	}
 
+	var agentSigners []namedSigner
+	if c.AgentSocket != "" && !c.IdentitiesOnly {
+		conn, err := net.DialTimeout("unix", c.AgentSocket, c.ConnectTimeout)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("ssh_agent %s: cannot connect: %v", c.AgentSocket, err))
+		} else {
+			as.cleanup = func() { conn.Close() }
+			ss, err := agent.NewClient(conn).Signers()
+			switch {
+			case err != nil:
+				problems = append(problems, fmt.Sprintf("ssh_agent %s: listing keys failed: %v", c.AgentSocket, err))
+			case len(ss) == 0:
+				problems = append(problems, fmt.Sprintf("ssh_agent %s: the agent holds no keys", c.AgentSocket))
+			}
+			for _, s := range ss {
+				agentSigners = append(agentSigners, namedSigner{s, "agent key " + ssh.FingerprintSHA256(s.PublicKey())})
+			}
+		}
+	}
+
 	if c.CertificateFile != "" {
-		certSigners, err := certify(c.CertificateFile, signers)
+		certSigners, err := certify(c.CertificateFile, append(append([]namedSigner(nil), signers...), agentSigners...))
 		if err != nil {
 			problems = append(problems, err.Error())
 		} else {
@@ -110,6 +111,8 @@ func (c Config) buildAuth(log *slog.Logger) (*authSet, error) {
 			signers = append(certSigners, signers...)
 		}
 	}
+	offerAgent, agentNote := capAgentKeys(signers, agentSigners, c.PasswordFile != "" || len(c.Password) > 0)
+	signers = append(signers, offerAgent...)
 
 	if len(signers) > 0 {
 		ss := make([]ssh.Signer, len(signers))
@@ -156,6 +159,9 @@ func (c Config) buildAuth(log *slog.Logger) (*authSet, error) {
 		as.tried = append(as.tried, "password ("+src+")", "keyboard-interactive ("+src+")")
 	}
 
+	if agentNote != "" {
+		as.tried = append(as.tried, agentNote)
+	}
 	for _, p := range problems {
 		log.Warn("authentication source unusable", "problem", p)
 	}
@@ -170,6 +176,45 @@ func (c Config) buildAuth(log *slog.Logger) (*authSet, error) {
 		as.tried = append(as.tried, "unusable: "+strings.Join(problems, "; "))
 	}
 	return as, nil
+}
+
+// defaultMaxAuthTries is OpenSSH sshd's MaxAuthTries: the server
+// disconnects after that many failed attempts (a key it refuses counts).
+const defaultMaxAuthTries = 6
+
+// capAgentKeys returns the agent keys to offer after the named ones:
+// none that duplicates a named key, and, when a key is named or a
+// password is configured, only as many as leave room for them within
+// the server's default MaxAuthTries (an agent full of keys would
+// otherwise spend every try before the password is reached). Keys left
+// out are counted in note.
+func capAgentKeys(named, agentKeys []namedSigner, password bool) (keys []namedSigner, note string) {
+	var out []namedSigner
+	for _, a := range agentKeys {
+		dup := false
+		for _, n := range named {
+			if bytes.Equal(n.PublicKey().Marshal(), a.PublicKey().Marshal()) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, a)
+		}
+	}
+	if len(named) == 0 && !password {
+		return out, ""
+	}
+	room := defaultMaxAuthTries - len(named)
+	if password {
+		room--
+	}
+	room = max(room, 0)
+	if len(out) > room {
+		note = fmt.Sprintf("%d more agent keys not offered, so that the named keys and password fit in the server's default MaxAuthTries (%d)", len(out)-room, defaultMaxAuthTries)
+		out = out[:room]
+	}
+	return out, note
 }
 
 // parseKey parses one private key. Messages name desc (a file name or
@@ -265,6 +310,13 @@ var attemptedRe = regexp.MustCompile(`attempted methods \[([^\]]*)\]`)
 // sentence saying what the server offered and what sftpfs tried.
 func authError(user string, err error, offered []string, as *authSet) error {
 	msg := err.Error()
+	if strings.Contains(msg, "Too many authentication failures") {
+		return &AuthError{
+			msg: fmt.Sprintf("authentication as user %q failed: the server disconnected after too many refused attempts (its MaxAuthTries); configured: %s. "+
+				"Name the right key with identity (it is offered before agent keys) and set identities_only=true to keep other agent keys out",
+				user, strings.Join(as.tried, "; ")),
+		}
+	}
 	if !strings.Contains(msg, "unable to authenticate") {
 		return err
 	}
@@ -289,81 +341,93 @@ type AuthError struct{ msg string }
 
 func (e *AuthError) Error() string { return e.msg }
 
-// dialSSH connects, verifies the host key, authenticates and starts the
-// SFTP subsystem. The whole exchange is bounded by ConnectTimeout.
+// dialSSH connects (through the jump hosts of proxy_jump, if any),
+// verifies every host key, authenticates and starts the SFTP subsystem.
+// The whole exchange is bounded by ConnectTimeout. The io.Closer closes
+// every connection of the chain.
 func (c Config) dialSSH(ctx context.Context, seen *seenHostKey) (*psftp.Client, io.Closer, error) {
 	log := c.Logger
 	addr := net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
-	hkcb, algos, err := c.hostKeyPolicy(addr, log, seen)
-	if err != nil {
-		return nil, nil, err
-	}
 	as, err := c.buildAuth(log)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer as.cleanup()
 
-	var mu sync.Mutex
-	var offered []string
-	cfg := &ssh.ClientConfig{
-		User:              c.User,
-		Auth:              as.methods,
-		HostKeyCallback:   hkcb,
-		HostKeyAlgorithms: algos,
-		Timeout:           c.ConnectTimeout,
-		AuthCallback: func(ac *ssh.ClientAuthContext) (ssh.AuthMethod, error) {
-			// Only observes: remembers what the server allows so that a
-			// failure can say so; (nil, nil) keeps the normal order.
-			mu.Lock()
-			offered = ac.AllowedMethods
-			mu.Unlock()
-			return nil, nil
-		},
-	}
-	cfg.Ciphers = c.Ciphers
-
 	ctx, cancel := context.WithTimeout(ctx, c.ConnectTimeout)
 	defer cancel()
-	d := net.Dialer{Timeout: c.ConnectTimeout}
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("connecting to %s: %w", addr, err)
-	}
-	// The SSH handshake and SFTP init do not take a context: a deadline on
-	// the socket bounds them, and cancelling ctx closes the socket.
-	deadline, _ := ctx.Deadline()
-	_ = conn.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	sc, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
-	if err != nil {
+	// The SSH handshakes and SFTP init do not take a context: a deadline
+	// on the first TCP connection bounds them, and cancelling ctx closes
+	// every connection opened so far (tunnelled ones take no deadline).
+	var conns connSet
+	stop := context.AfterFunc(ctx, conns.closeAll)
+	chain := &sshChain{}
+	fail := func(err error) (*psftp.Client, io.Closer, error) {
 		stop()
-		conn.Close()
-		var hk *HostKeyError
-		if errors.As(err, &hk) {
-			return nil, nil, hk
-		}
-		mu.Lock()
-		off := offered
-		mu.Unlock()
-		if ae := authError(c.User, err, off, as); ae != err {
-			return nil, nil, ae
-		}
-		if ctx.Err() != nil {
-			return nil, nil, fmt.Errorf("SSH handshake with %s did not finish within connect_timeout %v: %w", addr, c.ConnectTimeout, err)
-		}
-		return nil, nil, fmt.Errorf("SSH handshake with %s: %w", addr, err)
+		chain.Close()
+		conns.closeAll()
+		return nil, nil, err
 	}
-	client := ssh.NewClient(sc, chans, reqs)
+
+	hops := append(append([]JumpHost(nil), c.JumpHosts...), JumpHost{User: c.User, Host: c.Host, Port: c.Port})
+	for i, hop := range hops {
+		target := i == len(hops)-1
+		hopAddr := hop.Addr()
+		user, pins, pinOpt, hopSeen := hop.User, c.JumpHostKeys, "jump_hostkey", &seenHostKey{}
+		if user == "" {
+			user = c.User
+		}
+		if target {
+			pins, pinOpt, hopSeen = c.HostKeys, "hostkey", seen
+		}
+		var prev *ssh.Client
+		if i > 0 {
+			prev = chain.clients[i-1]
+		}
+		dial := func() (net.Conn, error) {
+			if prev != nil {
+				conn, err := prev.DialContext(ctx, "tcp", hopAddr)
+				if err != nil {
+					return nil, fmt.Errorf("connecting to %s through %s: %w", hopAddr, hops[i-1].Addr(), err)
+				}
+				conns.add(conn)
+				return conn, nil
+			}
+			d := net.Dialer{Timeout: c.ConnectTimeout}
+			conn, err := d.DialContext(ctx, "tcp", hopAddr)
+			if err != nil {
+				return nil, fmt.Errorf("connecting to %s: %w", hopAddr, err)
+			}
+			deadline, _ := ctx.Deadline()
+			_ = conn.SetDeadline(deadline)
+			conns.add(conn)
+			return conn, nil
+		}
+		hkcb, algos, err := c.hostKeyPolicyFor(hopAddr, pins, pinOpt, log, hopSeen)
+		if err == nil {
+			var client *ssh.Client
+			client, err = c.handshake(ctx, dial, hopAddr, user, as, hkcb, algos)
+			if err == nil {
+				chain.clients = append(chain.clients, client)
+				continue
+			}
+		}
+		if !target {
+			err = &JumpError{Hop: i + 1, Hops: len(c.JumpHosts), Addr: hopAddr, Err: err}
+		} else if len(c.JumpHosts) > 0 {
+			err = fmt.Errorf("%w (target reached through proxy_jump %s)", err, joinHops(c.JumpHosts))
+		}
+		return fail(err)
+	}
+
+	client := chain.target()
 	packet := c.MaxPacket
 	if packet == 0 {
 		packet = DefaultMaxPacket
 	}
 	sftpClient, err := newSFTPClient(client, c.sftpOptions(packet)...)
 	if err != nil {
-		stop()
-		client.Close()
-		return nil, nil, fmt.Errorf("starting the sftp subsystem on %s (is SFTP enabled in sshd_config?): %w", addr, err)
+		return fail(fmt.Errorf("starting the sftp subsystem on %s (is SFTP enabled in sshd_config?): %w", addr, err))
 	}
 	if _, ok := sftpClient.HasExtension("limits@openssh.com"); ok && c.MaxPacket == 0 {
 		// The packet size is fixed when the client starts, and the
@@ -376,11 +440,144 @@ func (c Config) dialSSH(ctx context.Context, seen *seenHostKey) (*psftp.Client, 
 	}
 	if !stop() {
 		sftpClient.Close()
-		client.Close()
+		chain.Close()
 		return nil, nil, fmt.Errorf("connecting to %s: %w", addr, ctx.Err())
 	}
-	_ = conn.SetDeadline(time.Time{})
-	return sftpClient, client, nil
+	conns.clearDeadlines()
+	return sftpClient, chain, nil
+}
+
+// JumpError says which jump host of proxy_jump a dial failed at.
+type JumpError struct {
+	Hop, Hops int // 1-based position, and the number of jump hosts
+	Addr      string
+	Err       error
+}
+
+func (e *JumpError) Error() string {
+	return fmt.Sprintf("jump host %d of %d (%s): %v", e.Hop, e.Hops, e.Addr, e.Err)
+}
+
+func (e *JumpError) Unwrap() error { return e.Err }
+
+func joinHops(hops []JumpHost) string {
+	s := make([]string, len(hops))
+	for i, h := range hops {
+		s[i] = h.String()
+	}
+	return strings.Join(s, ",")
+}
+
+// connSet remembers the network connections of one dial so that a
+// cancelled or timed-out dial can close them all.
+type connSet struct {
+	mu    sync.Mutex
+	conns []net.Conn
+	done  bool
+}
+
+func (s *connSet) add(c net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		c.Close()
+		return
+	}
+	s.conns = append(s.conns, c)
+}
+
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.done = true
+	for _, c := range s.conns {
+		c.Close()
+	}
+}
+
+// clearDeadlines lifts the dial deadline from the TCP connection; the
+// session lives on.
+func (s *connSet) clearDeadlines() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		if _, ok := c.(*net.TCPConn); ok {
+			_ = c.SetDeadline(time.Time{})
+		}
+	}
+}
+
+// handshake runs the SSH handshake and authentication with one server
+// over connections from dial. When the server presents a host key that
+// nothing vouches for, it asks again for the server's other key types, a
+// new connection each time, until one verifies or the server has no more
+// (OpenSSH would fail at once, but it does not have to guess the type of
+// a bare SHA256 pin); every key is checked by hkcb, and the final error
+// lists every key the server presented.
+func (c Config) handshake(ctx context.Context, dial func() (net.Conn, error), addr, user string, as *authSet, hkcb ssh.HostKeyCallback, algos []string) (*ssh.Client, error) {
+	var last *HostKeyError
+	for {
+		conn, err := dial()
+		if err != nil {
+			return nil, err
+		}
+		var mu sync.Mutex
+		var offered []string
+		cfg := &ssh.ClientConfig{
+			User:              user,
+			Auth:              as.methods,
+			HostKeyCallback:   hkcb,
+			HostKeyAlgorithms: algos,
+			Timeout:           c.ConnectTimeout,
+			AuthCallback: func(ac *ssh.ClientAuthContext) (ssh.AuthMethod, error) {
+				// Only observes: remembers what the server allows so that a
+				// failure can say so; (nil, nil) keeps the normal order.
+				mu.Lock()
+				offered = ac.AllowedMethods
+				mu.Unlock()
+				return nil, nil
+			},
+		}
+		cfg.Ciphers = c.Ciphers
+		sc, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
+		if err == nil {
+			return ssh.NewClient(sc, chans, reqs), nil
+		}
+		conn.Close()
+		var hk *HostKeyError
+		if errors.As(err, &hk) {
+			if last != nil {
+				hk.Seen = append(append([]string(nil), last.Seen...), hk.Seen...)
+			}
+			if hk.Problem != HostKeyUnknown {
+				return nil, hk
+			}
+			next := algos
+			for _, t := range hk.rejected {
+				next = withoutKeyType(next, t)
+			}
+			if len(next) == 0 || len(next) == len(algos) {
+				return nil, hk
+			}
+			last, algos = hk, next
+			continue
+		}
+		var neg *ssh.AlgorithmNegotiationError
+		if last != nil && errors.As(err, &neg) && neg.What == "host key" {
+			// The server has no key of the types not tried yet.
+			return nil, last
+		}
+		mu.Lock()
+		off := offered
+		mu.Unlock()
+		if ae := authError(user, err, off, as); ae != err {
+			return nil, ae
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("SSH handshake with %s did not finish within connect_timeout %v: %w", addr, c.ConnectTimeout, err)
+		}
+		return nil, fmt.Errorf("SSH handshake with %s: %w", addr, err)
+	}
 }
 
 // sftpOptions tunes pkg/sftp for throughput: many requests in flight per

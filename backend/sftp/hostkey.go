@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -46,23 +47,45 @@ type HostKeyError struct {
 	Want []string
 	// Detail is extra text, e.g. why a certificate was refused.
 	Detail string
+	// Seen lists "type SHA256:..." for every key the server presented
+	// during the dial, one per key type tried, this one included (a
+	// server with several host keys is asked for each in turn).
+	Seen []string
+	// PinOption is the option the pins came from ("hostkey", or
+	// "jump_hostkey" for a jump host), for the advice in the message.
+	PinOption string
+	// rejected are the key types to ask the server for no more.
+	rejected []string
 }
 
 func (e *HostKeyError) Error() string {
+	opt := e.PinOption
+	if opt == "" {
+		opt = "hostkey"
+	}
 	switch e.Problem {
 	case HostKeyMismatch:
 		return fmt.Sprintf("HOST KEY MISMATCH for %s: the server presented %s %s but the configured known_hosts expects %s; "+
 			"this can mean someone is doing something nasty (possible man-in-the-middle attack), or the server's host key was changed. "+
-			"If you know the key was changed, update known_hosts or hostkey",
-			e.Host, e.KeyType, e.Fingerprint, strings.Join(e.Want, ", "))
+			"If you know the key was changed, update known_hosts or %s",
+			e.Host, e.KeyType, e.Fingerprint, strings.Join(e.Want, ", "), opt)
 	case HostKeyRevoked:
 		return fmt.Sprintf("host key %s %s of %s is marked @revoked in known_hosts (%s); refusing to connect",
 			e.KeyType, e.Fingerprint, e.Host, e.Detail)
 	case HostKeyInvalid:
 		return fmt.Sprintf("host key %s %s of %s was refused: %s", e.KeyType, e.Fingerprint, e.Host, e.Detail)
 	default:
-		return fmt.Sprintf("host key for %s is not known: %s %s ; to trust it, add -o hostkey=%s (or add it to known_hosts)",
-			e.Host, e.KeyType, e.Fingerprint, e.Fingerprint)
+		detail := ""
+		if e.Detail != "" {
+			detail = " (" + e.Detail + ")"
+		}
+		if len(e.Seen) > 1 {
+			return fmt.Sprintf("host key for %s is not known: the server presented %s, and none matches %s or known_hosts%s; "+
+				"to trust the server, add -o %s=FINGERPRINT with one of them (check it out of band, e.g. `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the server)",
+				e.Host, strings.Join(e.Seen, ", "), opt, detail, opt)
+		}
+		return fmt.Sprintf("host key for %s is not known: %s %s%s; to trust it, add -o %s=%s (or add it to known_hosts)",
+			e.Host, e.KeyType, e.Fingerprint, detail, opt, e.Fingerprint)
 	}
 }
 
@@ -111,10 +134,18 @@ func (s *seenHostKey) get() string {
 	return s.fingerprint
 }
 
-// hostKeyPolicy builds the host key callback and the preferred host key
-// algorithms for one dial. known_hosts files are read here, at every dial,
-// so edits take effect on the next reconnect.
+// hostKeyPolicy builds the host key callback and the host key algorithms,
+// in order of preference, for one dial of the target server (pins:
+// Config.HostKeys).
 func (c Config) hostKeyPolicy(addr string, log *slog.Logger, seen *seenHostKey) (ssh.HostKeyCallback, []string, error) {
+	return c.hostKeyPolicyFor(addr, c.HostKeys, "hostkey", log, seen)
+}
+
+// hostKeyPolicyFor builds the policy for addr trusting the pinned keys
+// pinStrings (named by option pinOpt in messages) and the known_hosts
+// files. known_hosts files are read here, at every dial, so edits take
+// effect on the next reconnect.
+func (c Config) hostKeyPolicyFor(addr string, pinStrings []string, pinOpt string, log *slog.Logger, seen *seenHostKey) (ssh.HostKeyCallback, []string, error) {
 	if c.InsecureIgnoreHostKey {
 		var warn sync.Once
 		return func(hostname string, _ net.Addr, key ssh.PublicKey) error {
@@ -124,14 +155,14 @@ func (c Config) hostKeyPolicy(addr string, log *slog.Logger, seen *seenHostKey) 
 				log.Warn("host key NOT verified (insecure_ignore_host_key is set)", "host", hostname, "key_type", typ, "fingerprint", fp)
 			})
 			return nil
-		}, nil, nil
+		}, defaultHostKeyAlgorithms(), nil
 	}
 
 	var pins []pinnedKey
-	for _, s := range c.HostKeys {
+	for _, s := range pinStrings {
 		p, err := parsePinnedKey(s)
 		if err != nil {
-			return nil, nil, fmt.Errorf("hostkey %q: %w", s, err)
+			return nil, nil, fmt.Errorf("%s %q: %w", pinOpt, s, err)
 		}
 		pins = append(pins, p)
 	}
@@ -148,7 +179,11 @@ func (c Config) hostKeyPolicy(addr string, log *slog.Logger, seen *seenHostKey) 
 	cb := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
 		typ, fp := describeKey(key)
 		seen.set(fp)
-		hkErr := &HostKeyError{Problem: HostKeyUnknown, Host: hostname, KeyType: typ, Fingerprint: fp}
+		hkErr := &HostKeyError{Problem: HostKeyUnknown, Host: hostname, KeyType: typ, Fingerprint: fp, PinOption: pinOpt,
+			Seen: []string{typ + " " + fp}, rejected: []string{key.Type()}}
+		if cert, ok := key.(*ssh.Certificate); ok {
+			hkErr.rejected = append(hkErr.rejected, cert.Key.Type())
+		}
 		var khErr error
 		if kh != nil {
 			khErr = kh(hostname, remote, key)
@@ -191,15 +226,28 @@ func (c Config) hostKeyPolicy(addr string, log *slog.Logger, seen *seenHostKey) 
 		switch {
 		case khErr == nil:
 		case errors.As(khErr, &keyErr):
+			var otherTypes []string
 			for _, w := range keyErr.Want {
 				if caLines.isCA(w) {
 					// knownhosts lists @cert-authority keys too; they are
 					// not keys the host should have presented.
 					continue
 				}
-				hkErr.Problem = HostKeyMismatch
 				wt, wfp := describeKey(w.Key)
+				if w.Key.Type() != plain.Type() {
+					// A key of another type is no mismatch: like OpenSSH,
+					// treat the presented key as unknown (the dial then
+					// asks the server for the known types).
+					if !contains(otherTypes, wt) {
+						otherTypes = append(otherTypes, wt)
+					}
+					continue
+				}
+				hkErr.Problem = HostKeyMismatch
 				hkErr.Want = append(hkErr.Want, fmt.Sprintf("%s:%d: %s %s", w.Filename, w.Line, wt, wfp))
+			}
+			if hkErr.Problem == HostKeyUnknown && len(otherTypes) > 0 {
+				hkErr.Detail = "known_hosts has only " + strings.Join(otherTypes, ", ") + " keys for this host"
 			}
 		default:
 			// A certificate that no @cert-authority line vouches for, or
@@ -209,7 +257,7 @@ func (c Config) hostKeyPolicy(addr string, log *slog.Logger, seen *seenHostKey) 
 		}
 		return hkErr
 	}
-	return cb, c.hostKeyAlgorithms(addr, kh, pins, caLines), nil
+	return cb, hostKeyAlgorithms(addr, kh, pins, caLines), nil
 }
 
 // caLineSet holds the positions of @cert-authority lines, because
@@ -237,18 +285,20 @@ func readCALines(files []string) caLineSet {
 
 func (s caLineSet) isCA(k knownhosts.KnownKey) bool { return s[k.Filename][k.Line] }
 
-// hostKeyAlgorithms restricts the host key algorithms to the types of the
-// keys we already know for addr, so that a server offering several host
-// keys presents one we can verify (OpenSSH does the same). It returns nil
-// (library defaults) when the types are not known.
-func (c Config) hostKeyAlgorithms(addr string, kh ssh.HostKeyCallback, pins []pinnedKey, caLines caLineSet) []string {
+// hostKeyAlgorithms orders the host key algorithms as OpenSSH does: first
+// those for the key types the user trusts for addr (pinned keys of a
+// known type, known_hosts lines, certificate algorithms when an
+// @cert-authority line matches), then every other algorithm. A server with
+// several host keys then presents one that can be verified; a bare
+// SHA256 pin says nothing about its type, and for it the dial tries the
+// server's other key types in turn (see handshake).
+func hostKeyAlgorithms(addr string, kh ssh.HostKeyCallback, pins []pinnedKey, caLines caLineSet) []string {
 	var types []string
+	certs := false
 	for _, p := range pins {
-		if p.key == nil {
-			// A bare fingerprint does not say which type it is for.
-			return nil
+		if p.key != nil {
+			types = append(types, p.key.Type())
 		}
-		types = append(types, p.key.Type())
 	}
 	if kh != nil {
 		// knownhosts has no lookup API, but checking a throwaway key makes
@@ -258,12 +308,13 @@ func (c Config) hostKeyAlgorithms(addr string, kh ssh.HostKeyCallback, pins []pi
 			probe, err := ssh.NewPublicKey(pub)
 			if err == nil {
 				var keyErr *knownhosts.KeyError
-				remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: c.Port}
+				remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: portOf(addr)}
 				if errors.As(kh(addr, remote, probe), &keyErr) {
 					for _, w := range keyErr.Want {
 						if caLines.isCA(w) {
-							// A host certificate may be of any type.
-							return nil
+							// A host certificate may certify a key of any type.
+							certs = true
+							continue
 						}
 						types = append(types, w.Key.Type())
 					}
@@ -271,22 +322,95 @@ func (c Config) hostKeyAlgorithms(addr string, kh ssh.HostKeyCallback, pins []pi
 			}
 		}
 	}
+	return orderHostKeyAlgorithms(types, certs)
+}
+
+// orderHostKeyAlgorithms puts the certificate algorithms (when certs), then
+// the algorithms for types, in front of the default list.
+func orderHostKeyAlgorithms(types []string, certs bool) []string {
 	var algos []string
-	for _, t := range types {
-		for _, a := range algorithmsForKeyType(t) {
-			if !contains(algos, a) {
-				algos = append(algos, a)
+	add := func(a ...string) {
+		for _, x := range a {
+			if !contains(algos, x) {
+				algos = append(algos, x)
 			}
+		}
+	}
+	all := defaultHostKeyAlgorithms()
+	if certs {
+		for _, a := range all {
+			if strings.Contains(a, "-cert-") {
+				add(a)
+			}
+		}
+	}
+	for _, t := range types {
+		add(algorithmsForKeyType(t)...)
+	}
+	add(all...)
+	return algos
+}
+
+// defaultHostKeyAlgorithms is OpenSSH's default order (ed25519 before
+// ECDSA before RSA, certificates first), followed by anything else
+// x/crypto supports, and last the SHA-1 ssh-rsa that old servers need.
+// x/crypto's own default puts ECDSA first, so a server with several host
+// keys would present its ECDSA key although users copy the ed25519
+// fingerprint.
+func defaultHostKeyAlgorithms() []string {
+	algos := []string{
+		ssh.CertAlgoED25519v01,
+		ssh.CertAlgoECDSA256v01, ssh.CertAlgoECDSA384v01, ssh.CertAlgoECDSA521v01,
+		ssh.CertAlgoRSASHA512v01, ssh.CertAlgoRSASHA256v01,
+		ssh.KeyAlgoED25519,
+		ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521,
+		ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256,
+	}
+	for _, a := range ssh.SupportedAlgorithms().HostKeys {
+		if !contains(algos, a) {
+			algos = append(algos, a)
+		}
+	}
+	for _, a := range []string{ssh.KeyAlgoRSA, ssh.CertAlgoRSAv01} {
+		if !contains(algos, a) {
+			algos = append(algos, a)
 		}
 	}
 	return algos
 }
 
+// algorithmsForKeyType lists the host key algorithms that make a server
+// present a key of type t (an RSA key signs with SHA-2 or SHA-1).
 func algorithmsForKeyType(t string) []string {
-	if t == ssh.KeyAlgoRSA {
+	switch t {
+	case ssh.KeyAlgoRSA:
 		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA}
+	case ssh.CertAlgoRSAv01:
+		return []string{ssh.CertAlgoRSASHA512v01, ssh.CertAlgoRSASHA256v01, ssh.CertAlgoRSAv01}
 	}
 	return []string{t}
+}
+
+// withoutKeyType removes from algos those that would make the server
+// present a key of type t again.
+func withoutKeyType(algos []string, t string) []string {
+	drop := algorithmsForKeyType(t)
+	var out []string
+	for _, a := range algos {
+		if !contains(drop, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func portOf(addr string) int {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(p)
+	return n
 }
 
 // describeKey returns the type and SHA256 fingerprint users know the key

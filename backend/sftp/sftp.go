@@ -106,7 +106,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	dial := func(ctx context.Context) (*psftp.Client, io.Closer, error) {
 		return cfg.dialSSH(ctx, hk)
 	}
-	p := cfg.Path
+	p := LoginRelative(cfg.Path)
 	if p == "" {
 		p = "."
 	}

@@ -97,7 +97,7 @@ func sourceOptions(source string) (map[string]string, error) {
 
 // cliEnv is the options environment of the current user.
 func cliEnv() options.Env {
-	env := options.Env{Scope: options.ScopeCLI, AgentSocket: os.Getenv("SSH_AUTH_SOCK")}
+	env := options.Env{Scope: options.ScopeCLI, AgentSocket: os.Getenv("SSH_AUTH_SOCK"), SystemKnownHosts: "/etc/ssh/ssh_known_hosts"}
 	if wd, err := os.Getwd(); err == nil {
 		env.BaseDir = wd
 	}
