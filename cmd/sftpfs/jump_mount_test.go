@@ -1,0 +1,91 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sftpfs/sftpfs/internal/sshdtest"
+	"github.com/sftpfs/sftpfs/internal/testenv"
+)
+
+// TestMountREADMEHostKeyRecipe follows README's recipe word for word
+// against a server with rsa, ecdsa and ed25519 host keys (a stock
+// install): `ssh-keyscan -t ed25519 HOST | ssh-keygen -lf -`, then
+// -o hostkey=SHA256:... . It failed before host key negotiation, because
+// the server answered with its ECDSA key.
+func TestMountREADMEHostKeyRecipe(t *testing.T) {
+	testenv.RequireFUSE(t)
+	testenv.LookPath(t, "ssh-keyscan")
+	testenv.LookPath(t, "ssh-keygen")
+	srv := sshdtest.Start(t, sshdtest.Options{HostKeyTypes: []string{"rsa", "ecdsa", "ed25519"}})
+	out, err := exec.Command("sh", "-c", "ssh-keyscan -p "+strconv.Itoa(srv.Port)+" -t ed25519 "+srv.Host+" 2>/dev/null | ssh-keygen -lf -").CombinedOutput()
+	if err != nil {
+		t.Fatalf("the recipe: %v\n%s", err, out)
+	}
+	fields := strings.Fields(string(out))
+	if len(fields) < 2 || !strings.HasPrefix(fields[1], "SHA256:") {
+		t.Fatalf("the recipe printed %q", out)
+	}
+	fp := fields[1]
+	if fp != srv.HostKeys[2].Fingerprint {
+		t.Fatalf("the recipe gave %s, the ed25519 key is %s", fp, srv.HostKeys[2].Fingerprint)
+	}
+	bin := buildBinary(t)
+	remote, mp := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(remote, "f"), []byte("stock"), 0o644)
+	p := startMount(t, bin, mp, "-o", "identity="+srv.KeyFile+",hostkey="+fp, "-o", "port="+strconv.Itoa(srv.Port),
+		srv.User+"@"+srv.Host+":"+remote)
+	if b, err := os.ReadFile(filepath.Join(mp, "f")); err != nil || string(b) != "stock" {
+		t.Fatalf("read through the mount: %q, %v", b, err)
+	}
+	p.stop(t, syscall.SIGTERM)
+}
+
+// TestMountProxyJump mounts a server that only a bastion can reach (both
+// real sshds in a network namespace) with -o proxy_jump, and keeps
+// working across a restart of the bastion's sshd and of the target's.
+func TestMountProxyJump(t *testing.T) {
+	testenv.RequireFUSE(t)
+	j := sshdtest.StartJump(t, sshdtest.Options{})
+	bin := buildBinary(t)
+	remote, mp := t.TempDir(), t.TempDir()
+	p := startMount(t, bin, mp,
+		"-o", "identity="+j.Target.KeyFile+",hostkey="+j.Target.HostKeyFingerprint,
+		"-o", "proxy_jump="+j.Bastion.Addr+",jump_hostkey="+j.Bastion.HostKeyFingerprint,
+		"-o", "keepalive=1s,keepalive_count=2,op_timeout=5s",
+		"-o", "port="+strconv.Itoa(j.Target.Port),
+		j.Target.User+"@"+j.Target.Host+":"+remote)
+	if err := os.WriteFile(filepath.Join(mp, "f"), []byte("jumped"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(remote, "f")); err != nil || string(b) != "jumped" {
+		t.Fatalf("server has %q, %v", b, err)
+	}
+	readAgain := func(after string) {
+		t.Helper()
+		want := "after " + after
+		os.WriteFile(filepath.Join(remote, "f"), []byte(want), 0o644)
+		deadline := time.Now().Add(time.Minute)
+		for {
+			b, err := os.ReadFile(filepath.Join(mp, "f"))
+			if err == nil && string(b) == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after %s the mount never read again: %q, %v\n%s", after, b, err, p.stderr)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	j.Bastion.Restart()
+	readAgain("bastion restart")
+	j.Target.Restart()
+	readAgain("target restart")
+	p.stop(t, syscall.SIGTERM)
+}
