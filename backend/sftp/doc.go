@@ -6,11 +6,13 @@
 //
 // Every dial re-reads the key, passphrase, certificate, password and
 // known_hosts files, so rotated secrets take effect at the next reconnect.
-// Methods are offered in this order: publickey (ssh-agent keys, then the
+// Methods are offered in this order, as OpenSSH does: publickey (the
 // certificate for a matching key, then identity files, then inline
-// identities), then password, then keyboard-interactive answered with the
-// password. SSH sends all public keys as one "publickey" method, so the
-// server's MaxAuthTries (default 6) bounds how many keys are useful.
+// identities, then the ssh-agent's other keys), then password, then
+// keyboard-interactive answered with the password. The server's
+// MaxAuthTries (default 6) counts every refused key, so the named keys go
+// before the agent's, and agent keys are capped to leave room for the
+// named keys and the password; IdentitiesOnly offers none of them.
 // Private keys may be OpenSSH, PEM (PKCS#1, SEC1) or PKCS#8; an encrypted
 // key needs passphrase_file. Errors name the file or option and the
 // method, never a secret or key material. When authentication fails the
@@ -24,10 +26,28 @@
 // entry ("SHA256:..." or a public key line); a key marked @revoked is
 // refused even when pinned. An unknown key gives an error that prints its
 // fingerprint and the option that would trust it; a key that differs from
-// the known one gives a loud HOST KEY MISMATCH error. When the configured
-// keys tell their type, only those host key algorithms are negotiated, so
-// a server with several host keys presents one that can be checked. The
-// fingerprint seen is reported by Status.
+// the known one (of the same type) gives a loud HOST KEY MISMATCH error.
+// Host key algorithms are ordered as OpenSSH orders them: the types the
+// pins and known_hosts name for the host first (certificate algorithms
+// when an @cert-authority line matches), then ed25519, ECDSA, RSA. A
+// bare SHA256 pin says nothing of its type, so when the server presents
+// a key nothing vouches for, the dial asks again, on a new connection,
+// for each of the server's other key types, checking each; the final
+// error lists every key seen. The fingerprint seen is reported by Status.
+//
+// # Jump hosts
+//
+// Config.JumpHosts (proxy_jump) are dialled in order, each through the
+// previous one (ssh.Client.Dial then ssh.NewClientConn): no ssh binary,
+// no ProxyCommand. Every hop has its own host key check (JumpHostKeys and
+// the known_hosts files) and uses the same authentication. The chain is
+// one transport: keepalives go to the target, so their answers cross
+// every hop; a broken hop breaks the session and the reconnect redials
+// the whole chain; closing it closes every hop. Errors name the hop
+// (JumpError).
+//
+// A path "~" or "~/dir" means the login directory or dir in it
+// (LoginRelative): SFTP servers do not expand "~".
 //
 // # Connection management
 //
