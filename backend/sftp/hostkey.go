@@ -345,7 +345,13 @@ func orderHostKeyAlgorithms(types []string, certs bool) []string {
 		}
 	}
 	for _, t := range types {
-		add(algorithmsForKeyType(t)...)
+		for _, a := range algorithmsForKeyType(t) {
+			// A known_hosts line of a type x/crypto cannot verify (ssh-dss)
+			// must not make the server present that key.
+			if contains(all, a) {
+				add(a)
+			}
+		}
 	}
 	add(all...)
 	return algos

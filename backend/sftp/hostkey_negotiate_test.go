@@ -257,6 +257,9 @@ func TestOrderHostKeyAlgorithms(t *testing.T) {
 		}
 		seen[a] = true
 	}
+	if got := orderHostKeyAlgorithms([]string{"ssh-dss"}, false); strings.Join(got, ",") != strings.Join(def, ",") {
+		t.Errorf("a known ssh-dss key changed the order: %v", got)
+	}
 	left := withoutKeyType(def, ssh.KeyAlgoRSA)
 	for _, a := range []string{ssh.KeyAlgoRSA, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSASHA512} {
 		if idx(left, a) >= 0 {
