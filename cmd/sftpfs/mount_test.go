@@ -62,7 +62,14 @@ type mountProc struct {
 // left it behind, and fails the test if anything stays mounted.
 func startMount(t *testing.T, bin string, mp string, args ...string) *mountProc {
 	t.Helper()
+	return startMountEnv(t, nil, bin, mp, args...)
+}
+
+// startMountEnv is startMount with env added to the environment.
+func startMountEnv(t *testing.T, env []string, bin string, mp string, args ...string) *mountProc {
+	t.Helper()
 	cmd := exec.Command(bin, append(append([]string{"mount"}, args...), mp)...)
+	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
