@@ -139,6 +139,27 @@ func TestTranslate(t *testing.T) {
 		{opts: []string{"HashKnownHosts=yes"}, err: "ssh_config"},
 		{opts: []string{"ssh_config"}, err: "needs a file"},
 		{opts: []string{"=x"}, err: "no name"},
+		{opts: []string{"contain_symlinks"}, want: map[string]string{"symlinks": "contain"}},
+		{opts: []string{"transform_symlinks"}, want: map[string]string{"symlinks": "contain"}},
+		{opts: []string{"no_contain_symlinks"}, want: map[string]string{"symlinks": "keep"}},
+		{opts: []string{"sshfs_sync"}, err: "fsync"},
+		{opts: []string{"no_readahead"}, err: "sequential"},
+		{opts: []string{"sync_readdir"}, err: "remove it"},
+		{opts: []string{"direct_io"}, err: "attr_timeout=0"},
+		{opts: []string{"max_conns=4"}, err: "one SSH connection"},
+		{opts: []string{"disable_hardlink"}, err: "remove it"},
+		{opts: []string{"no_check_root"}, err: "create_path"},
+		{opts: []string{"passive"}, err: "remove it"},
+		{opts: []string{"uidfile=/f"}, err: "idmap=user"},
+		{opts: []string{"gidfile=/f"}, err: "idmap=user"},
+		{opts: []string{"nomap=ignore"}, err: "idmap=user"},
+		{opts: []string{"noforget"}, err: "remove it"},
+		{opts: []string{"remember=5"}, err: "remove it"},
+		{opts: []string{"modules=iconv"}, err: "libfuse"},
+		{opts: []string{"no_rofd_flush"}, err: "remove it"},
+		{opts: []string{"ac_attr_timeout=1"}, err: "attr_timeout"},
+		{opts: []string{"ssh_protocol=2"}, err: "SSH 2"},
+		{opts: []string{"dcache_timeout=20"}, err: "kernel cache"},
 	} {
 		p, err := Translate(Args{Opts: tc.opts, Port: tc.port}, caller)
 		if tc.err != "" {
@@ -372,5 +393,37 @@ func TestKnownHosts(t *testing.T) {
 	}
 	if known, _ := HostKnown([]string{file}, "127.0.0.1", 2223); known {
 		t.Error("another port is known")
+	}
+}
+
+// TestRefusedByOptions: sshfs names that Translate passes on are refused
+// by options.Parse with the reason and the sftpfs option to use.
+func TestRefusedByOptions(t *testing.T) {
+	for name, want := range map[string]string{
+		"kernel_cache":      "attr_timeout",
+		"auto_cache":        "attr_timeout",
+		"dir_cache=no":      "attr_timeout",
+		"cache=no":          "attr_timeout",
+		"cache_timeout=5":   "attr_timeout",
+		"follow_symlinks":   "shown as symlinks",
+		"workaround=rename": "not supported",
+		"ssh_command=ssh":   "never runs external commands",
+		"sftp_server=/x":    "not supported",
+		"directport=22":     "not supported",
+		"password_stdin":    "password_file",
+		"allow_root":        "allow_other",
+		"nonempty":          "not supported",
+		"max_read=65536":    "not supported",
+	} {
+		p, err := Translate(Args{Opts: []string{name}}, Caller{})
+		if err != nil {
+			t.Errorf("Translate(%q): %v", name, err)
+			continue
+		}
+		p.Opts["host"], p.Opts["user"], p.Opts["insecure_ignore_host_key"], p.Opts["password"] = "h", "u", "true", "x"
+		_, err = options.Parse(p.Opts, options.Env{Scope: options.ScopeCLI})
+		if err == nil || !strings.Contains(err.Error(), "is not an sftpfs option") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v; want a refusal mentioning %q", name, err, want)
+		}
 	}
 }

@@ -193,9 +193,11 @@ func applySSHConfig(cfg *ssh_config.Config, file, alias string, opts map[string]
 		r.warnings = append(r.warnings, fmt.Sprintf("ssh_config HostKeyAlias %s is not supported: the host key is looked up under the host name %s", v, opts[options.OptHost]))
 	}
 	if v := get("StrictHostKeyChecking"); v != "" {
+		// A file's "no" or "ask" (often in a Host * block) must not
+		// make every mount fail: sftpfs verifies the key as with "yes".
 		mode, err := strictMode(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("ssh_config file %s: %v", file, err))
+			r.warnings = append(r.warnings, fmt.Sprintf("ssh_config StrictHostKeyChecking %s ignored, checking host keys as with yes: %v", v, err))
 		}
 		r.strict = mode
 	}

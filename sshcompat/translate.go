@@ -196,12 +196,50 @@ func (p *Plan) item(k, v string, hasValue bool, caller Caller, set func(name, va
 		}
 	case "bigwrites":
 		// Large writes are always on (max_write).
+	case "containsymlinks", "transformsymlinks":
+		// sshfs rewrites absolute targets to stay inside the mount:
+		// sftpfs's symlinks=contain (the default of sftpfs mount).
+		set(options.OptSymlinks, "contain")
+	case "nocontainsymlinks":
+		set(options.OptSymlinks, "keep")
 	case "hashknownhosts":
 		return errors.New("HashKnownHosts is read from the ssh_config file only; put it there")
 	default:
+		n := normalizeName(k)
+		if why, ok := sshfsRefused()[n]; ok {
+			return fmt.Errorf("sshfs option %q is not supported: %s", k, why)
+		}
+		if strings.HasPrefix(n, "dcache") {
+			return fmt.Errorf("sshfs option %q is not supported: sftpfs uses the kernel cache; tune attr_timeout and entry_timeout instead", k)
+		}
 		set(k, v)
 	}
 	return nil
+}
+
+// sshfsRefused are sshfs options that sftpfs has no use for and that the
+// option table does not explain already, with the reason and what to do.
+// Keys are normalized names.
+func sshfsRefused() map[string]string {
+	return map[string]string{
+		"sshfssync":       "writes reach the server as the kernel sends them; call fsync (or close the file) to wait for them",
+		"noreadahead":     "sftpfs reads ahead only for sequential readers; remove it",
+		"syncreaddir":     "a listing is one request stream in sftpfs; remove it",
+		"directio":        "remove it (attr_timeout=0 makes size changes by other clients show at once)",
+		"maxconns":        "sftpfs uses one SSH connection with many requests in flight; remove it",
+		"disablehardlink": "remove it",
+		"nocheckroot":     "sftpfs checks the remote directory when mounting; create_path=true creates a missing one",
+		"passive":         "sftpfs speaks SSH itself; remove it",
+		"uidfile":         "sftpfs presents one owner for all files: use uid and gid (or idmap=user)",
+		"gidfile":         "sftpfs presents one owner for all files: use uid and gid (or idmap=user)",
+		"nomap":           "sftpfs presents one owner for all files: use uid and gid (or idmap=user)",
+		"noforget":        "remove it",
+		"remember":        "remove it",
+		"modules":         "FUSE modules are a libfuse feature; remove it",
+		"norofdflush":     "remove it",
+		"acattrtimeout":   "use attr_timeout instead",
+		"sshprotocol":     "only SSH 2 exists; remove it",
+	}
 }
 
 const proxyCommandRefused = "ProxyCommand is not supported: sftpfs never runs other programs (it speaks SSH itself, and the same binary runs as root in the Docker plugin); for a jump host use -o ProxyJump=[user@]jumphost[:port] (option proxy_jump)"
@@ -214,7 +252,7 @@ func strictMode(v string) (string, error) {
 	case "accept-new":
 		return "accept-new", nil
 	case "no", "off", "false":
-		return "", errors.New("StrictHostKeyChecking=no is not supported: it accepts changed keys too; use StrictHostKeyChecking=accept-new to record a first-seen key, or pin it with hostkey=SHA256:...")
+		return "", errors.New("StrictHostKeyChecking=no is not supported: it accepts changed keys too; use StrictHostKeyChecking=accept-new to record a first-seen key, or pin the key with hostkey=SHA256:<fingerprint>")
 	case "ask":
 		return "", errors.New("StrictHostKeyChecking=ask is not supported: sftpfs never prompts; use StrictHostKeyChecking=accept-new, or add the key to known_hosts (`ssh-keyscan -p PORT HOST >> ~/.ssh/known_hosts`, then check it)")
 	}

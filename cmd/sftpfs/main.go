@@ -43,8 +43,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return 0
-	case "-v", "-version", "--version":
-		return runVersion(nil, stdout, stderr)
+	case "-v", "-V", "-version", "--version":
+		// Alone only: in `sftpfs -v HOST:DIR MNT` (sshfs) -v is verbose.
+		if len(args) == 1 {
+			return runVersion(nil, stdout, stderr)
+		}
 	}
 	for _, c := range commands() {
 		if c.name == args[0] && c.run != nil {
