@@ -60,6 +60,7 @@ func Resolve(a Args, l Local) (*Resolved, error) {
 		return r, nil
 	}
 	strict := plan.StrictHostKeyChecking
+	explicitKH := r.Opts[options.OptKnownHosts]
 	cfg, file, err := LoadSSHConfig(plan.SSHConfig, l)
 	if err != nil {
 		return nil, err
@@ -79,17 +80,39 @@ func Resolve(a Args, l Local) (*Resolved, error) {
 		}
 	}
 	r.AcceptNew = strict == "accept-new"
+	// The user's file: never a global one, which the config may have
+	// added to known_hosts.
+	defaultKH := ""
+	if l.Home != "" {
+		defaultKH = filepath.Join(l.Home, ".ssh", "known_hosts")
+	}
 	switch {
-	case r.Opts[options.OptKnownHosts] != "":
-		first, _, _ := strings.Cut(r.Opts[options.OptKnownHosts], ",")
+	case explicitKH != "":
+		first, _, _ := strings.Cut(explicitKH, ",")
 		r.KnownHosts = expandTilde(strings.TrimSpace(first), l.Home)
 	case len(userKH) > 0:
 		r.KnownHosts = userKH[0]
-	case l.Home != "":
-		r.KnownHosts = filepath.Join(l.Home, ".ssh", "known_hosts")
+	default:
+		r.KnownHosts = defaultKH
 	}
-	if r.AcceptNew && r.KnownHosts == "" {
+	if !r.AcceptNew {
+		return r, nil
+	}
+	if r.KnownHosts == "" {
 		return nil, errors.New("StrictHostKeyChecking=accept-new needs a known_hosts file to record the key in: give -o UserKnownHostsFile=FILE")
+	}
+	// The file accept-new writes must also be one the check reads, even
+	// if it does not exist yet (applySSHConfig keeps existing files only).
+	var list []string
+	if v := r.Opts[options.OptKnownHosts]; v != "" {
+		list = strings.Split(v, ",")
+	}
+	inList := false
+	for _, f := range list {
+		inList = inList || expandTilde(strings.TrimSpace(f), l.Home) == r.KnownHosts
+	}
+	if !inList && !(len(list) == 0 && r.KnownHosts == defaultKH) {
+		r.Opts[options.OptKnownHosts] = strings.Join(append([]string{r.KnownHosts}, list...), ",")
 	}
 	return r, nil
 }

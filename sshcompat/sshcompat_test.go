@@ -300,6 +300,27 @@ Host *
 		t.Errorf("default known_hosts for accept-new = %q", res.KnownHosts)
 	}
 
+	// accept-new records into the user's file (from the config, not yet
+	// existing), never into a global one, and the check reads it too.
+	global := writeFile(t, home, "global_kh", "")
+	newKH := filepath.Join(home, ".ssh", "kh_new")
+	writeFile(t, home, "an_config", "Host an\n  UserKnownHostsFile "+newKH+"\n  GlobalKnownHostsFile "+global+"\n  StrictHostKeyChecking accept-new\n")
+	res, err = Resolve(Args{Source: "an:", ConfigFile: filepath.Join(home, "an_config")}, l)
+	if err != nil || !res.AcceptNew || res.KnownHosts != newKH || res.Opts["known_hosts"] != newKH+","+global {
+		t.Errorf("accept-new with a new UserKnownHostsFile: %+v %v", res, err)
+	}
+	// -o StrictHostKeyChecking=yes beats the file; the file's "no" is a
+	// warning, not a failure.
+	res, err = Resolve(Args{Source: "an:", ConfigFile: filepath.Join(home, "an_config"), Opts: []string{"StrictHostKeyChecking=yes"}}, l)
+	if err != nil || res.AcceptNew || res.Opts["known_hosts"] != global {
+		t.Errorf("explicit yes: %+v %v", res, err)
+	}
+	writeFile(t, home, "no_config", "Host *\n  StrictHostKeyChecking no\n")
+	res, err = Resolve(Args{Source: "x:", ConfigFile: filepath.Join(home, "no_config")}, l)
+	if err != nil || res.AcceptNew || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "ignored") {
+		t.Errorf("StrictHostKeyChecking no in the file: %+v %v", res, err)
+	}
+
 	if _, err := Resolve(Args{Source: "bad:"}, l); err == nil || !strings.Contains(err.Error(), "ProxyCommand is not supported") || !strings.Contains(err.Error(), "ProxyJump") {
 		t.Errorf("ProxyCommand: %v", err)
 	}
