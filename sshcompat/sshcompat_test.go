@@ -34,6 +34,8 @@ func TestParseArgs(t *testing.T) {
 		{args: []string{"h:", "m", "-p"}, err: "-p needs a value"},
 		{args: []string{"h:", "m", "-x"}, err: `unknown flag "-x"`},
 		{args: []string{"h:", "m", "-C"}, err: "compress"},
+		{args: []string{"h:", "m", "-1"}, err: "protocol 1"},
+		{args: []string{"--debug", "h:", "m"}, want: Args{Source: "h:", Mountpoint: "m", Debug: true, Foreground: true}},
 		{args: []string{"h:"}, err: "want SOURCE and MOUNTPOINT"},
 	} {
 		got, _, err := ParseArgs(tc.args)
@@ -107,6 +109,7 @@ func TestTranslate(t *testing.T) {
 		{opts: []string{"Compression=no"}, want: map[string]string{}},
 		{opts: []string{"big_writes"}, want: map[string]string{}},
 		{opts: []string{"max_write=65536"}, want: map[string]string{"max_write": "65536"}},
+		{opts: []string{"entry_timeout=2,attr_timeout=3,negative_timeout=4"}, want: map[string]string{"entry_timeout": "2", "attr_timeout": "3", "negative_timeout": "4"}},
 		{opts: []string{"StrictHostKeyChecking=yes"}, want: map[string]string{}, plan: func(p Plan) bool { return p.StrictHostKeyChecking == "yes" }},
 		{opts: []string{"StrictHostKeyChecking=accept-new"}, want: map[string]string{}, plan: func(p Plan) bool { return p.StrictHostKeyChecking == "accept-new" }},
 		{opts: []string{"ssh_config=/c"}, want: map[string]string{}, plan: func(p Plan) bool { return p.SSHConfig == "/c" }},
