@@ -344,6 +344,47 @@ func TestSSHFSForm(t *testing.T) {
 			t.Error("mounted after a refused login")
 		}
 	})
+	t.Run("interrupted", func(t *testing.T) {
+		// A server that accepts and never answers: Ctrl-C (SIGINT to
+		// the waiting parent) must stop the background child too.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+			}
+		}()
+		mp := t.TempDir()
+		watchBackground(t, bin, mp)
+		cmd := exec.Command(bin, srv.User+"@127.0.0.1:/", mp, "-p", strconv.Itoa(l.Addr().(*net.TCPAddr).Port),
+			"-o", "IdentityFile="+srv.KeyFile+",UserKnownHostsFile="+srv.KnownHostsFile+",connect_timeout=60s")
+		cmd.Env = append(os.Environ(), env...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		cmd.Process.Signal(syscall.SIGINT)
+		start := time.Now()
+		err = cmd.Wait()
+		if err == nil || time.Since(start) > 10*time.Second || !strings.Contains(out.String(), "interrupted") {
+			t.Errorf("after SIGINT: %v after %v, output %q; want a quick failure saying interrupted", err, time.Since(start), out.String())
+		}
+		if pid := mountPID(t, bin, mp); pid != 0 {
+			time.Sleep(time.Second)
+			if mountPID(t, bin, mp) != 0 {
+				t.Errorf("background child (pid %d) still runs", pid)
+			}
+		}
+	})
 	t.Run("foreground", func(t *testing.T) {
 		// -f keeps the sshfs form attached, printing the ready line.
 		mp := t.TempDir()

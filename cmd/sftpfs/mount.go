@@ -283,7 +283,24 @@ func detach(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	w.Close()
+	// Ctrl-C while connecting stops the child too (it has its own
+	// session, so the terminal does not signal it), and it reports.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				_ = cmd.Process.Signal(s)
+			case <-done:
+				return
+			}
+		}
+	}()
 	out, _ := io.ReadAll(r)
+	signal.Stop(sigs)
+	close(done)
 	r.Close()
 	if n := len(out); n > 0 && out[n-1] == readyByte {
 		stderr.Write(out[:n-1]) // warnings
