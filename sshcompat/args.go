@@ -97,6 +97,11 @@ func ParseArgs(args []string) (a Args, help bool, err error) {
 		return a, false, fmt.Errorf("want SOURCE and MOUNTPOINT, got %d argument(s)", len(pos))
 	}
 	a.Source, a.Mountpoint = pos[0], pos[1]
+	if strings.HasPrefix(a.Mountpoint, "/dev/fd/") {
+		// mount.fuse3 -o drop_privileges mounts itself and passes the
+		// FUSE device instead of the mountpoint.
+		return a, false, fmt.Errorf("mountpoint %s is a file descriptor, as mount.fuse3 passes with drop_privileges, which sftpfs does not support; remove drop_privileges", a.Mountpoint)
+	}
 	return a, false, nil
 }
 

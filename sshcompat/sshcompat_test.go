@@ -37,6 +37,7 @@ func TestParseArgs(t *testing.T) {
 		{args: []string{"h:", "m", "-1"}, err: "protocol 1"},
 		{args: []string{"--debug", "h:", "m"}, want: Args{Source: "h:", Mountpoint: "m", Debug: true, Foreground: true}},
 		{args: []string{"h:"}, err: "want SOURCE and MOUNTPOINT"},
+		{args: []string{"h:", "/dev/fd/3", "-o", "rw"}, err: "drop_privileges"},
 	} {
 		got, _, err := ParseArgs(tc.args)
 		if tc.err != "" {
