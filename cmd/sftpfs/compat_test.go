@@ -521,7 +521,7 @@ func TestMountHelper(t *testing.T) {
 		fstab := filepath.Join(t.TempDir(), "fstab")
 		// "user" makes mount(8) add noexec,nosuid,nodev; "defaults"
 		// makes mount.fuse3 pass dev,suid.
-		line := fmt.Sprintf("%s %s fuse.%s defaults,_netdev,nofail,noauto,user,x-systemd.automount,x-systemd.idle-timeout=600,%s 0 0\n", src, mp, typ, auth)
+		line := fmt.Sprintf("%s %s fuse.%s defaults,_netdev,nofail,noauto,user,x-systemd.automount,x-systemd.idle-timeout=600,allow_other,%s 0 0\n", src, mp, typ, auth)
 		if err := os.WriteFile(fstab, []byte(line), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -533,6 +533,12 @@ func TestMountHelper(t *testing.T) {
 		var sfs unix.Statfs_t
 		if err := unix.Statfs(mp, &sfs); err != nil || sfs.Flags&unix.ST_NOEXEC == 0 || sfs.Flags&unix.ST_NOSUID == 0 || sfs.Flags&unix.ST_NODEV == 0 {
 			t.Errorf("fstab \"user\" implies noexec (and sftpfs keeps nosuid,nodev); statfs flags %#x, %v", sfs.Flags, err)
+		}
+		mi, _ := os.ReadFile("/proc/self/mountinfo")
+		for _, l := range strings.Split(string(mi), "\n") {
+			if f := strings.Fields(l); len(f) > 4 && f[4] == mp && !strings.Contains(l, "allow_other") {
+				t.Errorf("allow_other from fstab not applied: %s", l)
+			}
 		}
 		umount(t, mp)
 	})
