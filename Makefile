@@ -9,10 +9,11 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 LOCK        ?=
 STATICCHECK ?= $(shell command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck)
 
-.PHONY: help build test test-unit test-e2e e2e-swarm soak fuzz-smoke test-short lint deps plugin demo clean bench bench-smoke
+.PHONY: help build install test test-unit test-e2e e2e-swarm soak fuzz-smoke test-short lint deps plugin demo clean bench bench-smoke
 
 help:
 	@echo "make build       static binary bin/sftpfs (VERSION=$(VERSION))"
+	@echo "make install     bin/sftpfs to $(PREFIX)/bin (for mount -t fuse.sftpfs and fstab; DESTDIR, PREFIX)"
 	@echo "make test        install deps (scripts/deps.sh), lint, then all tests (FUSE, OpenSSH, Docker)"
 	@echo "make test-unit   unit, FUSE and OpenSSH tests (-race), no Docker"
 	@echo "make test-e2e    end-to-end tests on the local Docker Engine (plugin, Swarm)"
@@ -29,6 +30,14 @@ help:
 
 build:
 	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/sftpfs ./cmd/sftpfs
+
+# mount -t fuse.sftpfs (and fstab, systemd mount units) runs fuse3's
+# /sbin/mount.fuse3, which runs `sftpfs SOURCE MOUNTPOINT -o OPTIONS`
+# from /usr/local/bin or /usr/bin: no /sbin/mount.fuse.sftpfs link needed.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: build
+	install -D -m 0755 bin/sftpfs $(DESTDIR)$(PREFIX)/bin/sftpfs
 
 deps:
 	scripts/deps.sh

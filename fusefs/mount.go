@@ -72,6 +72,9 @@ func fsOptions(o Options) *fs.Options {
 	if o.ReadOnly {
 		mo.Options = append(mo.Options, "ro")
 	}
+	if o.NoExec {
+		mo.Options = append(mo.Options, "noexec")
+	}
 	lg := loggerOrDiscard(o.Logger)
 	if o.Debug {
 		// Info, not Debug: whoever sets Debug wants to see the

@@ -20,6 +20,9 @@ type Options struct {
 	// ReadOnly makes every mutating operation fail with EROFS inside the
 	// filesystem, whatever the mount flags or the remote permissions say.
 	ReadOnly bool
+	// NoExec mounts with noexec: programs on the mount cannot be run
+	// (mount(8)'s noexec, which fstab's "user" implies).
+	NoExec bool
 	// AllowOther lets users other than the mounting one access the mount;
 	// required for containers. DefaultPermissions then makes the kernel
 	// enforce the presented modes.

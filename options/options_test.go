@@ -549,6 +549,23 @@ func TestParseList(t *testing.T) {
 	if m, err := ParseList([]string{"ro", "ro=", "port=22", "port=22"}); err != nil || m["port"] != "22" {
 		t.Errorf("agreeing repeats: %v %v", m, err)
 	}
+	// The same value in two spellings agrees (sshfs users write
+	// ConnectTimeout=1 next to connect_timeout=1s); different values
+	// are an error naming both, except secrets.
+	if m, err := ParseList([]string{"ConnectTimeout=1,connect_timeout=1s", "ro=yes,readonly=true,umask=22,umask=022,symlinks=keep,symlinks=KEEP"}); err != nil || m["connect_timeout"] != "1" {
+		t.Errorf("same value, two spellings: %v %v", m, err)
+	}
+	if _, err := ParseList([]string{"ConnectTimeout=1,connect_timeout=2s"}); err == nil || !strings.Contains(err.Error(), `("1" and "2s")`) {
+		t.Errorf("different values: %v", err)
+	}
+	if _, err := ParseList([]string{"password=s3cr3t,password=other"}); err == nil || strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("different secret values: %v", err)
+	}
+	// Volume options (a map) follow the same rule.
+	f := newFixture(t)
+	if _, err := Parse(f.base("ConnectTimeout", "1", "connect_timeout", "1s"), f.volume()); err != nil {
+		t.Errorf("volume, same value in two spellings: %v", err)
+	}
 }
 
 func TestBackendValidation(t *testing.T) {

@@ -128,7 +128,7 @@ func resolve(opts map[string]string, scope Scope) (map[string]given, []error) {
 		}
 		v := strings.TrimSpace(opts[k])
 		if prev, dup := out[o.Name]; dup {
-			if prev.value != v {
+			if !SameValue(o, prev.value, v) {
 				errs = append(errs, errorf(o.Name, "option %q is given twice (as %q and %q) with different values; give it once", o.Name, prev.name, k))
 			}
 			continue
@@ -505,6 +505,7 @@ func (p *parser) build() *Config {
 		fo.Umask = m
 	}
 	fo.ReadOnly = p.boolean(OptRO)
+	fo.NoExec = p.boolean(OptNoExec)
 	fo.AllowOther = p.boolean(OptAllowOther)
 	if p.env.Scope == ScopeVolume {
 		fo.AllowOther = true // containers run as other users
@@ -801,41 +802,94 @@ func Redact(opts map[string]string) map[string]string {
 // ParseList parses `sftpfs mount -o` arguments: each is a comma-separated
 // list of key or key=value items. A literal comma inside a value is
 // written "\," and a literal backslash "\\". A list option given more than
-// once accumulates (-o hostkey=A -o hostkey=B); other repeats must agree.
-// Names are returned canonical where known; unknown names are kept as
-// written so that Parse can report them.
+// once accumulates (-o hostkey=A -o hostkey=B); other repeats must mean the
+// same value, in any spelling (ConnectTimeout=1 and connect_timeout=1s
+// agree). Names are returned canonical where known; unknown names are kept
+// as written so that Parse can report them.
 func ParseList(args []string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, arg := range args {
-		items, err := splitEscaped(arg)
+		items, err := SplitArg(arg)
 		if err != nil {
 			return nil, err
 		}
 		for _, item := range items {
 			k, v, _ := strings.Cut(item, "=")
-			k = strings.TrimSpace(k)
-			if k == "" {
+			if strings.TrimSpace(k) == "" {
 				if strings.TrimSpace(item) == "" {
 					continue
 				}
 				return nil, errorf("", "option %q has no name; write key=value", item)
 			}
-			name := k
-			if o, ok := Lookup(k); ok {
-				name = o.Name
-				if prev, dup := out[name]; dup {
-					if o.Kind == List || o.Kind == FileList {
-						v = prev + "," + v
-					} else if prev != v {
-						return nil, errorf(name, "option %q is given twice with different values; give it once", name)
-					}
-				}
+			if err := Merge(out, k, v); err != nil {
+				return nil, err
 			}
-			out[name] = v
 		}
 	}
 	return out, nil
 }
+
+// Merge adds option name=value to m under its canonical name (unknown
+// names as written, for Parse to report). A list option already in m
+// accumulates; any other option already in m must have the same value in
+// any spelling (SameValue), else Merge fails naming both values unless
+// the option is secret.
+func Merge(m map[string]string, name, value string) error {
+	k := strings.TrimSpace(name)
+	o, ok := Lookup(k)
+	if !ok {
+		m[k] = value
+		return nil
+	}
+	if prev, dup := m[o.Name]; dup {
+		switch {
+		case o.Kind == List || o.Kind == FileList:
+			value = prev + "," + value
+		case SameValue(o, prev, value):
+			return nil
+		case o.Secret:
+			return errorf(o.Name, "option %q is given twice with different values; give it once", o.Name)
+		default:
+			return errorf(o.Name, "option %q is given twice with different values (%q and %q); give it once", o.Name, prev, value)
+		}
+	}
+	m[o.Name] = value
+	return nil
+}
+
+// SameValue reports whether a and b mean the same value of o: "yes" and
+// "true", "1" and "1s", "022" and "22" are the same.
+func SameValue(o Option, a, b string) bool {
+	a, b = strings.TrimSpace(a), strings.TrimSpace(b)
+	if a == b {
+		return true
+	}
+	switch o.Kind {
+	case Bool:
+		x, err1 := parseBool(o, a)
+		y, err2 := parseBool(o, b)
+		return err1 == nil && err2 == nil && x == y
+	case Int:
+		x, err1 := strconv.ParseInt(a, 10, 64)
+		y, err2 := strconv.ParseInt(b, 10, 64)
+		return err1 == nil && err2 == nil && x == y
+	case Duration:
+		x, err1 := parseDuration(o, a, true)
+		y, err2 := parseDuration(o, b, true)
+		return err1 == nil && err2 == nil && x == y
+	case Mode:
+		x, err1 := parseMode(o, a)
+		y, err2 := parseMode(o, b)
+		return err1 == nil && err2 == nil && x == y
+	case String:
+		return o.Values != nil && strings.EqualFold(a, b)
+	}
+	return false
+}
+
+// SplitArg splits one -o argument on unescaped commas, resolving "\," and
+// "\\".
+func SplitArg(s string) ([]string, error) { return splitEscaped(s) }
 
 // splitEscaped splits s on unescaped commas, resolving "\," and "\\".
 func splitEscaped(s string) ([]string, error) {

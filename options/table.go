@@ -132,6 +132,7 @@ const (
 	OptGID                   = "gid"
 	OptUmask                 = "umask"
 	OptRO                    = "ro"
+	OptNoExec                = "noexec"
 	OptAllowOther            = "allow_other"
 	OptDefaultPermissions    = "default_permissions"
 	OptAttrTimeout           = "attr_timeout"
@@ -214,6 +215,8 @@ func Table() []Option {
 			Help: "Permission bits cleared from every presented mode and from new files."},
 		{Name: OptRO, Aliases: []string{"readonly"}, Kind: Bool, Default: "false", Group: GroupFS,
 			Help: "Read-only: every change fails with EROFS."},
+		{Name: OptNoExec, Kind: Bool, Default: "false", Group: GroupFS,
+			Help: "Mount with noexec: programs on the mount cannot be run (mount(8)'s noexec; `exec` turns it off)."},
 		{Name: OptAllowOther, Kind: Bool, Default: "false", Group: GroupFS,
 			Help: "Let users other than the mounting one access the mount. Always on for volumes (containers need it)."},
 		{Name: OptDefaultPermissions, Kind: Bool, Default: "true", Group: GroupFS,

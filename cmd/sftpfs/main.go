@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sftpfs/sftpfs/options"
+	"github.com/sftpfs/sftpfs/sshcompat"
 )
 
 func main() {
@@ -25,7 +26,7 @@ type command struct {
 // file.
 func commands() []command {
 	return []command{
-		{"mount", "mount SOURCE on MOUNTPOINT in the foreground", runMount},
+		{"mount", "mount SOURCE on MOUNTPOINT in the foreground (`sftpfs SOURCE MOUNTPOINT`: in the background, like sshfs)", runMount},
 		{"serve", "serve the Docker volume plugin API (the plugin's entrypoint)", runServe},
 		{"sftp-server", "serve a local directory over SFTP (tests and the demo)", runSFTPServer},
 		{"version", "print the version", runVersion},
@@ -42,13 +43,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return 0
-	case "-v", "-version", "--version":
-		return runVersion(nil, stdout, stderr)
+	case "-v", "-V", "-version", "--version":
+		// Alone only: in `sftpfs -v HOST:DIR MNT` (sshfs) -v is verbose.
+		if len(args) == 1 {
+			return runVersion(nil, stdout, stderr)
+		}
 	}
 	for _, c := range commands() {
 		if c.name == args[0] && c.run != nil {
 			return c.run(args[1:], stdout, stderr)
 		}
+	}
+	if sshcompat.LooksLikeSource(args[0]) {
+		return runHelper(args, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "sftpfs: unknown command %q; run `sftpfs help` for the list\n", args[0])
 	return 2

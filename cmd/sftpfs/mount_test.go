@@ -62,7 +62,14 @@ type mountProc struct {
 // left it behind, and fails the test if anything stays mounted.
 func startMount(t *testing.T, bin string, mp string, args ...string) *mountProc {
 	t.Helper()
+	return startMountEnv(t, nil, bin, mp, args...)
+}
+
+// startMountEnv is startMount with env added to the environment.
+func startMountEnv(t *testing.T, env []string, bin string, mp string, args ...string) *mountProc {
+	t.Helper()
 	cmd := exec.Command(bin, append(append([]string{"mount"}, args...), mp)...)
+	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -400,7 +407,9 @@ func TestMountErrors(t *testing.T) {
 	}{
 		{[]string{"mount"}, 2, "want SOURCE and MOUNTPOINT"},
 		{[]string{"mount", "-o", "hots=x,password=s3cr3t", "h:/p", dir}, 2, `did you mean "host"`},
-		{[]string{"mount", "-o", "reconnect", "h:/p", dir}, 2, "always on"},
+		{[]string{"mount", "-o", "kernel_cache", "h:/p", dir}, 2, "attr_timeout"},
+		{[]string{"h:/p", dir, "-o", "ProxyCommand=ssh -W %h:%p jump"}, 2, "ProxyJump"},
+		{[]string{"h:/p", dir, "-o", "dev,suid,nofail,idmap=file"}, 2, "idmap=user"},
 		{[]string{"mount", "-o", "port=0", "h:/p", dir}, 2, `"port"`},
 		{[]string{"mount", "-x", "h:/p", dir}, 2, `unknown flag "-x"`},
 		{[]string{"mount", "-o", "host=other", "h:/p", dir}, 2, "remove -o host"},
