@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,6 +91,7 @@ func applySSHConfig(cfg *ssh_config.Config, file, alias string, opts map[string]
 		return v
 	}
 	has := func(name string) bool { _, ok := opts[name]; return ok }
+	explicitIdentity := has(options.OptIdentity) || has(options.OptIdentityB64)
 
 	if v := get("ProxyCommand"); v != "" && !strings.EqualFold(v, "none") {
 		errs = append(errs, fmt.Errorf("ssh_config file %s, Host %s: %s", file, alias, proxyCommandRefused))
@@ -171,7 +173,17 @@ func applySSHConfig(cfg *ssh_config.Config, file, alias string, opts map[string]
 		}
 	}
 	if v := get("ProxyJump"); v != "" && !strings.EqualFold(v, "none") && !has(OptProxyJump) {
-		opts[OptProxyJump] = v
+		hops, hopKeys, err := resolveJumpHops(cfg, v, l)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("ssh_config file %s, Host %s: ProxyJump %s: %v", file, alias, v, err))
+		}
+		opts[OptProxyJump] = hops
+		// Every hop authenticates with the same identities (the
+		// backend has one auth set), so a hop's own IdentityFile joins
+		// the list, after the target's, unless -o named identities.
+		if len(hopKeys) > 0 && !explicitIdentity {
+			opts[options.OptIdentity] = strings.Join(append(strings.FieldsFunc(opts[options.OptIdentity], func(r rune) bool { return r == ',' }), hopKeys...), ",")
+		}
 	}
 	if v := get("ConnectTimeout"); v != "" && !has(options.OptConnectTimeout) {
 		opts[options.OptConnectTimeout] = v
@@ -254,4 +266,66 @@ func expandTilde(p, home string) string {
 		return filepath.Join(home, p[1:])
 	}
 	return p
+}
+
+// resolveJumpHops rewrites a ProxyJump value so that every hop named by
+// an alias of the config file gets that Host block's HostName, Port and
+// User, as ssh does when it connects to the jump host; it also returns
+// the existing IdentityFiles of those blocks.
+func resolveJumpHops(cfg *ssh_config.Config, value string, l Local) (string, []string, error) {
+	var hops, keys []string
+	for _, hop := range strings.Split(value, ",") {
+		hop = strings.TrimSpace(hop)
+		user, hostport, hasUser := strings.Cut(hop, "@")
+		if !hasUser {
+			user, hostport = "", hop
+		}
+		host, port := hostport, ""
+		if h, p, err := net.SplitHostPort(hostport); err == nil {
+			host, port = h, p
+		}
+		if host == "" {
+			return value, nil, fmt.Errorf("jump host %q has no host name", hop)
+		}
+		get := func(key string) string {
+			v, _ := cfg.Get(host, key)
+			return strings.TrimSpace(v)
+		}
+		name := host
+		if v := get("HostName"); v != "" {
+			name = strings.ReplaceAll(strings.ReplaceAll(v, "%h", host), "%%", "%")
+		}
+		if user == "" {
+			user = get("User")
+		}
+		if port == "" {
+			port = get("Port")
+		}
+		t := tokens{alias: host, host: name, user: user, port: port, l: l}
+		if t.user == "" {
+			t.user = l.User
+		}
+		if t.port == "" {
+			t.port = "22"
+		}
+		all, _ := cfg.GetAll(host, "IdentityFile")
+		for _, v := range all {
+			for _, f := range strings.Fields(v) {
+				if p, err := t.expand(f); err == nil {
+					if _, err := os.Stat(p); err == nil {
+						keys = append(keys, p)
+					}
+				}
+			}
+		}
+		out := name
+		if port != "" {
+			out = net.JoinHostPort(name, port)
+		}
+		if user != "" {
+			out = user + "@" + out
+		}
+		hops = append(hops, out)
+	}
+	return strings.Join(hops, ","), keys, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,19 +49,71 @@ func TestMountREADMEHostKeyRecipe(t *testing.T) {
 }
 
 // TestMountProxyJump mounts a server that only a bastion can reach (both
-// real sshds in a network namespace) with -o proxy_jump, and keeps
-// working across a restart of the bastion's sshd and of the target's.
+// real sshds in a network namespace), once with -o proxy_jump and once
+// through a ~/.ssh/config alias whose ProxyJump names another alias, and
+// keeps working across a restart of the bastion's sshd and of the
+// target's.
 func TestMountProxyJump(t *testing.T) {
 	testenv.RequireFUSE(t)
 	j := sshdtest.StartJump(t, sshdtest.Options{})
 	bin := buildBinary(t)
-	remote, mp := t.TempDir(), t.TempDir()
-	p := startMount(t, bin, mp,
-		"-o", "identity="+j.Target.KeyFile+",hostkey="+j.Target.HostKeyFingerprint,
-		"-o", "proxy_jump="+j.Bastion.Addr+",jump_hostkey="+j.Bastion.HostKeyFingerprint,
-		"-o", "keepalive=1s,keepalive_count=2,op_timeout=5s",
-		"-o", "port="+strconv.Itoa(j.Target.Port),
-		j.Target.User+"@"+j.Target.Host+":"+remote)
+
+	t.Run("options", func(t *testing.T) {
+		remote, mp := t.TempDir(), t.TempDir()
+		p := startMount(t, bin, mp,
+			"-o", "identity="+j.Target.KeyFile+",hostkey="+j.Target.HostKeyFingerprint,
+			"-o", "proxy_jump="+j.Bastion.Addr+",jump_hostkey="+j.Bastion.HostKeyFingerprint,
+			"-o", "keepalive=1s,keepalive_count=2,op_timeout=5s",
+			"-o", "port="+strconv.Itoa(j.Target.Port),
+			j.Target.User+"@"+j.Target.Host+":"+remote)
+		survivesRestarts(t, j, p, mp, remote)
+	})
+
+	t.Run("ssh_config", func(t *testing.T) {
+		home := t.TempDir()
+		ssh := filepath.Join(home, ".ssh")
+		if err := os.Mkdir(ssh, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		var kh []byte
+		for _, f := range []string{j.Bastion.KnownHostsFile, j.Target.KnownHostsFile} {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kh = append(kh, b...)
+		}
+		if err := os.WriteFile(filepath.Join(ssh, "known_hosts"), kh, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		config := fmt.Sprintf(`Host bastion
+  HostName %s
+  Port %d
+  User %s
+
+Host inside
+  HostName %s
+  Port %d
+  User %s
+  IdentityFile %s
+  ProxyJump bastion
+  ServerAliveInterval 1
+  ServerAliveCountMax 2
+`, j.Bastion.Host, j.Bastion.Port, j.Bastion.User, j.Target.Host, j.Target.Port, j.Target.User, j.Target.KeyFile)
+		if err := os.WriteFile(filepath.Join(ssh, "config"), []byte(config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		remote, mp := t.TempDir(), t.TempDir()
+		p := startMountEnv(t, []string{"HOME=" + home, "SSH_AUTH_SOCK="}, bin, mp, "-o", "op_timeout=5s", "inside:"+remote)
+		survivesRestarts(t, j, p, mp, remote)
+	})
+}
+
+// survivesRestarts writes through the mount at mp, then checks that it
+// reads the server's data again after a restart of the bastion's sshd
+// and then of the target's, and stops the mount.
+func survivesRestarts(t *testing.T, j *sshdtest.Jump, p *mountProc, mp, remote string) {
+	t.Helper()
 	if err := os.WriteFile(filepath.Join(mp, "f"), []byte("jumped"), 0o644); err != nil {
 		t.Fatal(err)
 	}
