@@ -31,6 +31,8 @@ import (
 // What each operation does (- = untouched):
 //
 //	op          entry in dir           dir attrs   node seq  write gen
+//	            (and dir's own entry in its parent: unknown, for every
+//	            namespace op that succeeded or failed half-way)
 //	opCreate    set to fi (unknown*)   carried     new node  new node
 //	opMkdir     set to fi (unknown*)   invalid     -         -
 //	opSymlink   set to fi (unknown*)   invalid     -         -
@@ -112,6 +114,7 @@ func (fsys *filesystem) changed(c change) {
 	case opCreate, opMkdir, opSymlink, opLink:
 		if c.failed {
 			dc.drop(c.dir)
+			c.dir.dirEntryChanged()
 			return
 		}
 		if c.op == opLink {
@@ -121,6 +124,7 @@ func (fsys *filesystem) changed(c change) {
 		if c.op == opCreate && c.fi != nil {
 			c.dir.dirAttrCarry(prev, cur, c.fi.ModTime)
 		}
+		c.dir.dirEntryChanged()
 		if c.node != nil && c.fi != nil {
 			c.node.remember(*c.fi)
 		}
@@ -132,9 +136,11 @@ func (fsys *filesystem) changed(c change) {
 	case opRemove:
 		if c.failed {
 			dc.drop(c.dir)
+			c.dir.dirEntryChanged()
 			return
 		}
 		dc.update(c.dir, c.name, nil, true)
+		c.dir.dirEntryChanged()
 	case opRename:
 		if c.failed {
 			dc.drop(c.dir)
@@ -143,6 +149,8 @@ func (fsys *filesystem) changed(c change) {
 			dc.update(c.dir, c.name, nil, true)
 			dc.update(c.to, c.toName, c.fi, c.fi != nil)
 		}
+		c.dir.dirEntryChanged()
+		c.to.dirEntryChanged()
 		// Listings read ahead by path before now may be another
 		// directory's. The number is taken after the backend answered,
 		// so that a listing that started during the rename counts too.
@@ -164,6 +172,21 @@ func (fsys *filesystem) changed(c change) {
 // directory itself is as it was, so its attributes are carried.
 func (n *node) attrsChanged() {
 	n.markChanged()
+	pn, name := parentOf(n)
+	if pn == nil {
+		return
+	}
+	prev, cur := n.fsys.dc.update(pn, name, nil, false)
+	pn.dirAttrCarry(prev, cur, time.Time{})
+}
+
+// dirEntryChanged marks directory n's own entry in its parent's snapshot
+// unknown after its entries changed: its mtime (and link count) moved.
+// n's change number already moved with the change itself, which keeps
+// the entry from being trusted only while the kernel holds n's node; a
+// directory the kernel forgot since is looked up by name, and the
+// snapshot must not answer with the old attributes then.
+func (n *node) dirEntryChanged() {
 	pn, name := parentOf(n)
 	if pn == nil {
 		return
