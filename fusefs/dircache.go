@@ -35,10 +35,10 @@ import (
 //     listed speculatively, so a lookup or two in a huge directory
 //     never costs its whole listing.
 //
-// Consistency with this mount's own changes. Every local change in a
-// directory (create, mkdir, symlink, link, unlink, rmdir, rename in or
-// out) updates its snapshot in place once the backend has carried it
-// out (a new entry, a removed one, or an entry marked unknown, which
+// Consistency with this mount's own changes (all reported through
+// filesystem.changed, change.go). Every local change in a directory
+// (create, mkdir, symlink, link, unlink, rmdir, rename in or out)
+// updates its snapshot in place once the backend has carried it out (a new entry, a removed one, or an entry marked unknown, which
 // sends lookups of that name to the backend), and marks the directory
 // changed with a sequence number from seq. A listing is only installed
 // when no change to its directory completed after it started (the
@@ -61,7 +61,9 @@ import (
 // subdirectory's own changes through this mount discard the listing read
 // ahead (node.changed), and so does any rename through this mount (the
 // path it was read from may now be another directory's). A
-// listing not used within ttl is dropped.
+// listing not used within ttl is dropped. Speculative listings and those
+// read ahead run with the mount's context (dirCache.ctx), which is
+// cancelled at unmount; Server.Wait waits for them (dirCache.shutdown).
 //
 // Memory: only directories of at most snapMaxEntries entries are kept,
 // at most snapTotalEntries entries in all snapshots together and at most
