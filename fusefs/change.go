@@ -10,8 +10,9 @@ import (
 // reports what it did with one call, filesystem.changed, once the backend
 // has answered; this file is the only place that decides which caches a
 // change affects. Before it, each operation kept the caches coherent with
-// its own mix of calls, and a missing one (a create that did not move the
-// page-cache generation) showed stale data.
+// its own mix of calls (44 of them), and one that every namespace
+// operation lacked (dir's own entry in its parent, below) showed a
+// renamed-from directory's old mtime.
 //
 // The caches (docs in doc.go, "Cache coherence"):
 //
@@ -51,7 +52,7 @@ import (
 // A failed namespace operation (failed set) may still have been carried
 // out in part (a timeout after the server acted), so it forgets the
 // listing snapshots of the directories involved instead. opWrite is on
-// the write hot path: one atomic add; the entry in the parent's snapshot
+// the write hot path: two atomic operations, no lock; the entry in the parent's snapshot
 // is marked unknown once, when the handle is released (opWritten), and
 // until then trusted() refuses snapshot entries of a node with newer
 // changes or writes in flight. The write generation itself moves when a
@@ -72,15 +73,28 @@ const (
 	opWritten
 )
 
-var changeOpNames = [...]string{
-	opCreate: "create", opMkdir: "mkdir", opSymlink: "symlink", opLink: "link",
-	opRemove: "remove", opRename: "rename", opAttr: "setattr",
-	opTruncate: "truncate", opWrite: "write", opWritten: "written",
-}
-
 func (op changeOp) String() string {
-	if int(op) < len(changeOpNames) && changeOpNames[op] != "" {
-		return changeOpNames[op]
+	switch op {
+	case opCreate:
+		return "create"
+	case opMkdir:
+		return "mkdir"
+	case opSymlink:
+		return "symlink"
+	case opLink:
+		return "link"
+	case opRemove:
+		return "remove"
+	case opRename:
+		return "rename"
+	case opAttr:
+		return "setattr"
+	case opTruncate:
+		return "truncate"
+	case opWrite:
+		return "write"
+	case opWritten:
+		return "written"
 	}
 	return "changeOp(?)"
 }
