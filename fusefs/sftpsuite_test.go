@@ -108,17 +108,15 @@ func (c pipeClosers) Close() error {
 	return nil
 }
 
-// sshdStorage starts one OpenSSH sshd for the test and returns a
-// mountFunc that mounts a fresh directory of it.
+// sshdStorage starts one OpenSSH sshd for the test (now, in the test's
+// own goroutine, where a failure may stop it) and returns a mount
+// function that mounts a fresh directory of it.
 func sshdStorage(t *testing.T) func(*testing.T, fusefs.Options) (string, string) {
-	var srv *sshdtest.Server
-	return func(t2 *testing.T, o fusefs.Options) (mnt, back string) {
-		t2.Helper()
-		requireMount(t2)
-		if srv == nil {
-			srv = sshdtest.Start(t, sshdtest.Options{})
-		}
-		back = t2.TempDir()
+	srv := sshdtest.Start(t, sshdtest.Options{})
+	return func(t *testing.T, o fusefs.Options) (mnt, back string) {
+		t.Helper()
+		requireMount(t)
+		back = t.TempDir()
 		b, err := sftp.New(context.Background(), sftp.Config{
 			Host: srv.Host, Port: srv.Port, User: srv.User, Path: back,
 			IdentityFiles:   []string{srv.KeyFile},
@@ -127,10 +125,10 @@ func sshdStorage(t *testing.T) func(*testing.T, fusefs.Options) (string, string)
 			OpTimeout:       20 * time.Second,
 		})
 		if err != nil {
-			t2.Fatalf("sftp.New: %v", err)
+			t.Fatalf("sftp.New: %v", err)
 		}
 		o.FSName = "sftpfs-test-sshd"
-		return mountBackend(t2, b, o), back
+		return mountBackend(t, b, o), back
 	}
 }
 
