@@ -17,7 +17,7 @@ import (
 // list reads directory n, sorted by name so that a listing read in
 // several chunks (and re-read after a seek) is stable.
 func (n *node) list(ctx context.Context) ([]backend.FileInfo, syscall.Errno) {
-	fis, errno := n.listUnsorted(ctx)
+	fis, errno := n.listUnsorted(bctx(ctx))
 	if errno != 0 {
 		return nil, errno
 	}
@@ -25,13 +25,15 @@ func (n *node) list(ctx context.Context) ([]backend.FileInfo, syscall.Errno) {
 	return fis, 0
 }
 
-// listUnsorted reads directory n in the backend's order.
-func (n *node) listUnsorted(ctx context.Context) ([]backend.FileInfo, syscall.Errno) {
+// listUnsorted reads directory n in the backend's order. bc is passed
+// to the backend as it is: a request's context goes through bctx first,
+// a background listing's is the mount's (dirCache.ctx).
+func (n *node) listUnsorted(bc context.Context) ([]backend.FileInfo, syscall.Errno) {
 	p, ok := n.path()
 	if !ok {
 		return nil, syscall.ENOENT
 	}
-	fis, err := n.fsys.b.ReadDir(bctx(ctx), p)
+	fis, err := n.fsys.b.ReadDir(bc, p)
 	if err != nil {
 		return nil, n.errno("readdir", p, err)
 	}

@@ -35,10 +35,10 @@ import (
 //     listed speculatively, so a lookup or two in a huge directory
 //     never costs its whole listing.
 //
-// Consistency with this mount's own changes. Every local change in a
-// directory (create, mkdir, symlink, link, unlink, rmdir, rename in or
-// out) updates its snapshot in place once the backend has carried it
-// out (a new entry, a removed one, or an entry marked unknown, which
+// Consistency with this mount's own changes (all reported through
+// filesystem.changed, change.go). Every local change in a directory
+// (create, mkdir, symlink, link, unlink, rmdir, rename in or out)
+// updates its snapshot in place once the backend has carried it out (a new entry, a removed one, or an entry marked unknown, which
 // sends lookups of that name to the backend), and marks the directory
 // changed with a sequence number from seq. A listing is only installed
 // when no change to its directory completed after it started (the
@@ -61,7 +61,9 @@ import (
 // subdirectory's own changes through this mount discard the listing read
 // ahead (node.changed), and so does any rename through this mount (the
 // path it was read from may now be another directory's). A
-// listing not used within ttl is dropped.
+// listing not used within ttl is dropped. Speculative listings and those
+// read ahead run with the mount's context (dirCache.ctx), which is
+// cancelled at unmount; Server.Wait waits for them (dirCache.shutdown).
 //
 // Memory: only directories of at most snapMaxEntries entries are kept,
 // at most snapTotalEntries entries in all snapshots together and at most
@@ -116,6 +118,16 @@ type dirCache struct {
 	prefetched int
 	// backend is the mount's backend, for the workers.
 	b backend.Backend
+
+	// Listings read in the background (speculative ones and those read
+	// ahead) belong to the mount: they run with ctx, which shutdown
+	// cancels at unmount, and bg counts them, so that the backend is
+	// closed only after the last one returned. closed (under mu) stops
+	// new ones from starting.
+	ctx    context.Context
+	stop   context.CancelFunc
+	bg     sync.WaitGroup
+	closed bool
 }
 
 // prefetch is the listing of a subdirectory read ahead.
@@ -168,11 +180,26 @@ type dirSnap struct {
 }
 
 func newDirCache(b backend.Backend, o Options) *dirCache {
+	ctx, stop := context.WithCancel(context.Background())
 	return &dirCache{
 		ttl:  min(o.EntryTimeout, o.AttrTimeout),
 		dirs: map[*node]*dirState{},
 		b:    b,
+		ctx:  ctx,
+		stop: stop,
 	}
+}
+
+// shutdown cancels the listings running in the background and waits
+// for them to return; none starts afterwards. The mount calls it once
+// the kernel ended the FUSE session and before the backend is closed
+// (Server.Wait).
+func (dc *dirCache) shutdown() {
+	dc.mu.Lock()
+	dc.closed = true
+	dc.mu.Unlock()
+	dc.stop()
+	dc.bg.Wait()
 }
 
 func (dc *dirCache) enabled() bool { return dc.ttl > 0 }
@@ -335,7 +362,7 @@ func (dc *dirCache) lookup(dir *node, name string) (fi backend.FileInfo, res sna
 // returns a channel to wait on when a listing of dir is in flight (the
 // caller then asks the snapshot again), and starts a speculative
 // listing when this is the specMisses-th miss within ttl.
-func (dc *dirCache) miss(ctx context.Context, dir *node) <-chan struct{} {
+func (dc *dirCache) miss(dir *node) <-chan struct{} {
 	if !dc.enabled() {
 		return nil
 	}
@@ -345,6 +372,9 @@ func (dc *dirCache) miss(ctx context.Context, dir *node) <-chan struct{} {
 	st := dc.stateLocked(dir)
 	if st.fetching != nil {
 		return st.fetching
+	}
+	if dc.closed {
+		return nil
 	}
 	if dc.freshLocked(st, now) != nil {
 		// Fresh, but this entry is unknown: one stat answers it.
@@ -366,9 +396,11 @@ func (dc *dirCache) miss(ctx context.Context, dir *node) <-chan struct{} {
 	st.fetching = done
 	dc.speculative.Add(1)
 	seq := dc.begin()
+	dc.bg.Add(1)
 	go func() {
+		defer dc.bg.Done()
 		at := time.Now()
-		fis, errno := dir.listUnsorted(ctx)
+		fis, errno := dir.listUnsorted(dc.ctx)
 		dc.mu.Lock()
 		ops, lost := st.replay, st.lost
 		st.replay, st.lost, st.fetching = nil, false, nil
@@ -551,7 +583,7 @@ func (dc *dirCache) readAhead(dir *node, fis []backend.FileInfo) {
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
 	pst := dc.dirs[pn]
-	if pst == nil {
+	if pst == nil || dc.closed {
 		return
 	}
 	psnap := dc.freshLocked(pst, now)
@@ -578,6 +610,7 @@ func (dc *dirCache) readAhead(dir *node, fis []backend.FileInfo) {
 	dc.prefetchAllLocked(pst, sibs, parentPath)
 	for dc.workers < prefetchParallel && len(dc.queue) > 0 {
 		dc.workers++
+		dc.bg.Add(1)
 		go dc.work()
 	}
 }
@@ -597,6 +630,7 @@ func (dc *dirCache) prefetchAllLocked(st *dirState, names []string, dirPath stri
 
 // work reads queued listings until the queue is empty.
 func (dc *dirCache) work() {
+	defer dc.bg.Done()
 	for {
 		dc.mu.Lock()
 		var pf *prefetch
@@ -619,11 +653,13 @@ func (dc *dirCache) work() {
 	}
 }
 
-// read reads pf's listing.
+// read reads pf's listing, unless the mount is going away.
 func (dc *dirCache) read(pf *prefetch) {
 	pf.at = time.Now()
-	fis, err := dc.b.ReadDir(context.Background(), pf.path)
-	pf.fis, pf.ok = fis, err == nil
+	if dc.ctx.Err() == nil {
+		fis, err := dc.b.ReadDir(dc.ctx, pf.path)
+		pf.fis, pf.ok = fis, err == nil
+	}
 	close(pf.done)
 }
 
@@ -662,21 +698,6 @@ func (dc *dirCache) childStateLocked(dir *node, name string) *dirState {
 		return nil
 	}
 	return dc.dirs[cn]
-}
-
-// childChanged marks n's entry in its parent's snapshot unknown after
-// its attributes changed through this mount.
-func (n *node) childChanged() {
-	n.markChanged()
-	name, parent := n.Parent()
-	if parent == nil {
-		return
-	}
-	if pn, ok := parent.Operations().(*node); ok {
-		// The directory itself is as it was (dirattr.go).
-		prev, cur := n.fsys.dc.update(pn, name, nil, false)
-		pn.dirAttrCarry(prev, cur, time.Time{})
-	}
 }
 
 // trusted reports whether a snapshot entry read at seq may answer a

@@ -33,16 +33,51 @@
 // with the listing answer the kernel's READDIRPLUS, so `ls -l` costs one
 // ReadDir rather than a stat per entry.
 //
-// # Listing snapshots
+// # Cache coherence
 //
-// Every listing read is kept for min(EntryTimeout, AttrTimeout) and
-// answers lookups in its directory, positive and negative, without a
-// round trip; several lookups missing in a directory that has no
-// snapshot make it listed once (speculative listing), and a walk through
-// a tree reads the listings of the directories it will open next ahead,
-// in parallel. This mount's own changes update or invalidate snapshots
-// at once; other clients' changes show at most the timeout late. The
-// rules and the memory bounds are in dircache.go.
+// The caches between a reader and the storage, what ends each entry, and
+// how long another client's change can stay hidden (defaults: attr_timeout
+// and entry_timeout 1 s, negative_timeout 0):
+//
+//   - The kernel's names and attributes: kept EntryTimeout and
+//     AttrTimeout; missing names NegativeTimeout (0: not kept). The
+//     kernel updates them itself from the replies to this mount's own
+//     operations.
+//   - Listing snapshots (dircache.go): every listing read is kept for
+//     ttl = min(EntryTimeout, AttrTimeout) and answers lookups in its
+//     directory, positive and negative, without a round trip; several
+//     lookups missing in a directory without one make it listed once in
+//     the background (speculative listing). The kernel is only given the
+//     rest of ttl for an answer from a snapshot. Memory bounds are in
+//     dircache.go.
+//   - Listings read ahead of a tree walk (dircache.go): a subdirectory's
+//     listing read when its parent is opened during a walk serves the
+//     next opendir of it once, within ttl.
+//   - A directory's attributes (dirattr.go): for ttl after a GETATTR,
+//     carried across this mount's own creations of files in it, so that
+//     filling a directory does not stat it once per file.
+//   - The page cache kept across opens (keepcache.go): only while the
+//     file's size and mtime, at most AttrTimeout old, are those of the
+//     previous open and its mtime had settled (2 s; SFTP mtimes have
+//     whole seconds). The kernel also drops pages when a lookup or
+//     getattr shows another mtime or size (FUSE_AUTO_INVAL_DATA).
+//   - Read-ahead chunks (readahead.go): per open file, dropped when the
+//     file's write generation moves.
+//
+// Another client's change therefore shows at most ttl (names,
+// attributes, listings) late, like in the kernel's own caches; data at
+// the next open, except for a change that keeps size and mtime
+// (keepcache.go). This mount's own changes show at once: every operation
+// that changes the storage reports it with one call, filesystem.changed
+// (change.go, with a table of what each operation does to each cache),
+// and reads, stats and lookups of a file first wait for its writes in
+// flight (writebehind.go). TestCoherenceAfterOwnChanges checks every
+// operation against every cache over the local backend, pkg/sftp's
+// server and OpenSSH.
+//
+// Background listings (speculative and read ahead) belong to the mount:
+// Server.Wait and Server.Unmount cancel them and wait for them, so the
+// backend can be closed afterwards.
 //
 // # Files
 //

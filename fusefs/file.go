@@ -102,7 +102,7 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 		}
 		var err error
 		n, err = f.WriteAt(data, off)
-		h.node.markChanged()
+		h.node.fsys.changed(change{op: opWrite, node: h.node})
 		if err != nil {
 			return h.errno("write", err)
 		}
@@ -172,7 +172,7 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 	// before it is closed. Their error was reported by Flush.
 	_ = h.waitWrites()
 	if h.wrote.Load() {
-		h.node.childChanged()
+		h.node.fsys.changed(change{op: opWritten, node: h.node})
 	}
 	if h.ra != nil {
 		h.ra.close()
@@ -203,6 +203,7 @@ func (h *fileHandle) stat() (backend.FileInfo, syscall.Errno) {
 	return fi, errno
 }
 
+// truncate is ftruncate(2); Setattr reports the change (opTruncate).
 func (h *fileHandle) truncate(size int64) syscall.Errno {
 	return h.with(func(f backend.File) syscall.Errno {
 		h.setDirty(true)
@@ -211,7 +212,6 @@ func (h *fileHandle) truncate(size int64) syscall.Errno {
 			return h.errno("ftruncate", err)
 		}
 		h.node.drainWrites()
-		defer h.node.bumpWriteGen()
 		if err := f.Truncate(size); err != nil {
 			return h.errno("ftruncate", err)
 		}

@@ -12,8 +12,10 @@ import (
 )
 
 // NewRoot returns the root node of the filesystem presenting b with
-// options o. Mount uses it; it is exported so that other code and tests
-// can build the tree with go-fuse directly (fs.NewNodeFS).
+// options o, for code and tests that build the tree with go-fuse
+// directly (fs.NewNodeFS). Listings it reads in the background are
+// cancelled only when the process ends; Mount's Server ends them at
+// unmount.
 func NewRoot(b backend.Backend, o Options) fs.InodeEmbedder {
 	return newFilesystem(b, o).root
 }
@@ -104,22 +106,50 @@ func loggerOrDiscard(l *slog.Logger) *slog.Logger {
 	return l
 }
 
+// Server is a mounted filesystem: go-fuse's server, whose Wait and
+// Unmount also end the mount's own background work.
+type Server struct {
+	*fuse.Server
+	fsys *filesystem
+}
+
+// Wait waits until the FUSE session ends (Unmount, or an unmount from
+// outside), then cancels the listings the mount reads in the background
+// and waits for them. Once it returns, nothing of the mount uses the
+// backend any more: the caller may close it.
+func (s *Server) Wait() {
+	s.Server.Wait()
+	s.fsys.dc.shutdown()
+}
+
+// Unmount unmounts the filesystem; when that succeeds it ends the
+// background work as Wait does.
+func (s *Server) Unmount() error {
+	if err := s.Server.Unmount(); err != nil {
+		return err
+	}
+	s.fsys.dc.shutdown()
+	return nil
+}
+
 // Mount mounts b at mountpoint and serves it until the returned server
 // is unmounted (server.Unmount) or the filesystem is unmounted from
 // outside (then server.Wait returns). It returns once the kernel has
-// completed the mount, so the mountpoint is usable immediately.
-func Mount(mountpoint string, b backend.Backend, o Options) (*fuse.Server, error) {
+// completed the mount, so the mountpoint is usable immediately. The
+// backend stays the caller's: close it after server.Wait returned.
+func Mount(mountpoint string, b backend.Backend, o Options) (*Server, error) {
 	if b == nil {
 		return nil, errors.New("fusefs: mount: no backend given")
 	}
-	root := NewRoot(b, o)
+	fsys := newFilesystem(b, o)
+	root := fsys.root
 	fo := fsOptions(o)
 	if !o.ServeOnly {
 		server, err := fs.Mount(mountpoint, root, fo)
 		if err != nil {
 			return nil, mountError(mountpoint, err)
 		}
-		return server, nil
+		return &Server{Server: server, fsys: fsys}, nil
 	}
 	// fs.Mount would, after mount(2), open a file in the new mount and
 	// poll it (go-fuse's WaitMount), so that the Go runtime's poller in
@@ -137,7 +167,7 @@ func Mount(mountpoint string, b backend.Backend, o Options) (*fuse.Server, error
 		return nil, mountError(mountpoint, err)
 	}
 	go server.Serve()
-	return server, nil
+	return &Server{Server: server, fsys: fsys}, nil
 }
 
 func mountError(mountpoint string, err error) error {

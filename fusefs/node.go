@@ -180,7 +180,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	if in, errno, ok := n.lookupSnap(ctx, name, out); ok {
 		return in, errno
 	}
-	if wait := n.fsys.dc.miss(bctx(ctx), n); wait != nil {
+	if wait := n.fsys.dc.miss(n); wait != nil {
 		<-wait
 		if in, errno, ok := n.lookupSnap(ctx, name, out); ok {
 			return in, errno
@@ -315,7 +315,8 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 	n.drainWrites()
 	// Whatever of the below is carried out (even when a later part
 	// fails) changes attributes a listing snapshot may hold.
-	defer n.childChanged()
+	op := opAttr
+	defer func() { fsys.changed(change{op: op, node: n}) }()
 	p, reachable := n.path()
 	needPath := func() syscall.Errno {
 		if !reachable {
@@ -362,6 +363,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 	// `cp -a` and `tar x` as root fail.
 
 	if sz, ok := in.GetSize(); ok {
+		op = opTruncate
 		if h != nil {
 			if errno := h.truncate(int64(sz)); errno != 0 {
 				return errno
@@ -370,7 +372,6 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 			if errno := needPath(); errno != 0 {
 				return errno
 			}
-			n.bumpWriteGen()
 			if err := fsys.b.Truncate(bc, p, int64(sz)); err != nil {
 				return n.errno("truncate", p, err)
 			}
@@ -434,8 +435,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		return nil, 0, n.errno("open", p, err)
 	}
 	if truncating {
-		n.bumpWriteGen()
-		n.childChanged()
+		n.fsys.changed(change{op: opTruncate, node: n})
 	} else if !fresh && n.wantsKeepCache() {
 		// Cached pages might be kept: worth one round trip to know.
 		if fi, err := f.Stat(); err == nil {
@@ -458,37 +458,33 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	perm := goPerm(mode &^ unixPerm(fsys.o.Umask))
 	f, err := fsys.b.OpenFile(bctx(ctx), p, backendFlags(flags)|os.O_CREATE, perm)
 	if err != nil {
-		fsys.dc.drop(n)
+		fsys.changed(change{op: opCreate, dir: n, name: name, failed: true})
 		return nil, nil, 0, n.errno("create", p, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		_ = f.Close()
-		fsys.dc.update(n, name, nil, false)
+		fsys.changed(change{op: opCreate, dir: n, name: name})
 		return nil, nil, 0, n.errno("create", p, err)
 	}
-	prev, cur := fsys.dc.update(n, name, &fi, true)
-	n.dirAttrCarry(prev, cur, fi.ModTime)
 	// Without O_EXCL the name may already exist (the kernel's negative
 	// entry was stale); its node, if the kernel still holds one, is the
 	// same file and must stay the same inode.
 	ch := n.newChild(ctx, name, fi, out, true)
 	cn := ch.Operations().(*node)
-	// Pages cached for a file that had this name before are not this
-	// file's (keepcache.go).
-	cn.bumpWriteGen()
+	fsys.changed(change{op: opCreate, dir: n, name: name, node: cn, fi: &fi})
 	return ch, newFileHandle(cn, f), 0, 0
 }
 
 // created finishes Mkdir and Symlink: it stats the new entry so the
 // kernel gets its real attributes (the storage may apply its own umask).
-func (n *node) created(ctx context.Context, op, name, p string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+func (n *node) created(ctx context.Context, op changeOp, name, p string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	fi, err := n.fsys.b.Lstat(bctx(ctx), p)
 	if err != nil {
-		n.fsys.dc.update(n, name, nil, false)
-		return nil, n.errno(op, p, err)
+		n.fsys.changed(change{op: op, dir: n, name: name})
+		return nil, n.errno(op.String(), p, err)
 	}
-	n.fsys.dc.update(n, name, &fi, true)
+	n.fsys.changed(change{op: op, dir: n, name: name, fi: &fi})
 	return n.newChild(ctx, name, fi, out, false), 0
 }
 
@@ -502,10 +498,10 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	}
 	perm := goPerm(mode &^ unixPerm(n.fsys.o.Umask))
 	if err := n.fsys.b.Mkdir(bctx(ctx), p, perm); err != nil {
-		n.fsys.dc.drop(n)
+		n.fsys.changed(change{op: opMkdir, dir: n, name: name, failed: true})
 		return nil, n.errno("mkdir", p, err)
 	}
-	return n.created(ctx, "mkdir", name, p, out)
+	return n.created(ctx, opMkdir, name, p, out)
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
@@ -530,13 +526,9 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	return n.removed(name, n.errno("unlink", p, n.fsys.b.Remove(bctx(ctx), p)))
 }
 
-// removed updates the listing snapshot after unlink or rmdir of name.
+// removed reports unlink or rmdir of name, which returned errno.
 func (n *node) removed(name string, errno syscall.Errno) syscall.Errno {
-	if errno == 0 {
-		n.fsys.dc.update(n, name, nil, true)
-	} else {
-		n.fsys.dc.drop(n)
-	}
+	n.fsys.changed(change{op: opRemove, dir: n, name: name, failed: errno != 0})
 	return errno
 }
 
@@ -573,22 +565,14 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if flags&renameNoReplace != 0 {
 		rf |= backend.RenameNoReplace
 	}
-	dc := n.fsys.dc
-	moved, known := dc.entry(n, name)
-	// Listings read ahead by path may now be another directory's.
-	defer dc.renamed.Store(dc.begin())
-	if errno := n.errno("rename", from, n.fsys.b.Rename(bctx(ctx), from, to, rf)); errno != 0 {
-		dc.drop(n)
-		dc.drop(np)
-		return errno
+	c := change{op: opRename, dir: n, name: name, to: np, toName: newName}
+	if moved, known := n.fsys.dc.entry(n, name); known {
+		c.fi = &moved
 	}
-	dc.update(n, name, nil, true)
-	if known {
-		dc.update(np, newName, &moved, true)
-	} else {
-		dc.update(np, newName, nil, false)
-	}
-	return 0
+	errno = n.errno("rename", from, n.fsys.b.Rename(bctx(ctx), from, to, rf))
+	c.failed = errno != 0
+	n.fsys.changed(c)
+	return errno
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
@@ -603,10 +587,10 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 		return nil, errno
 	}
 	if err := n.fsys.b.Symlink(bctx(ctx), target, p); err != nil {
-		n.fsys.dc.drop(n)
+		n.fsys.changed(change{op: opSymlink, dir: n, name: name, failed: true})
 		return nil, n.errno("symlink", p, err)
 	}
-	return n.created(ctx, "symlink", name, p, out)
+	return n.created(ctx, opSymlink, name, p, out)
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
@@ -659,18 +643,19 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 		return nil, errno
 	}
 	if err := n.fsys.b.Link(bctx(ctx), from, p); err != nil {
-		n.fsys.dc.drop(n)
+		n.fsys.changed(change{op: opLink, dir: n, name: name, failed: true})
 		return nil, n.errno("link", p, err)
 	}
-	// The target's link count changed under its other name.
-	tn.childChanged()
+	c := change{op: opLink, dir: n, name: name, node: tn}
 	fi, err := n.fsys.b.Lstat(bctx(ctx), p)
+	if err == nil {
+		c.fi = &fi
+	}
+	// The target's link count changed under its other name too.
+	n.fsys.changed(c)
 	if err != nil {
-		n.fsys.dc.update(n, name, nil, false)
 		return nil, n.errno("link", p, err)
 	}
-	n.fsys.dc.update(n, name, &fi, true)
-	tn.remember(fi)
 	n.fsys.fillAttr(fi, &out.Attr)
 	return tn.EmbeddedInode(), 0
 }

@@ -51,7 +51,7 @@ var posixExcluded = map[string]string{
 }
 
 // TestPosix runs the chosen go-fuse posixtest scenarios, each on a fresh
-// mount of a local backend.
+// mount of a local backend (TestPosixSFTP: over SFTP).
 func TestPosix(t *testing.T) {
 	// Every scenario go-fuse ships must be decided on, so that a go-fuse
 	// upgrade with new scenarios fails here until someone looks at them.
@@ -67,6 +67,12 @@ func TestPosix(t *testing.T) {
 			t.Errorf("posixtest %q must be in exactly one of posixIncluded and posixExcluded", name)
 		}
 	}
+	runPosix(t, localStorage, nil)
+}
+
+// runPosix runs posixIncluded, each scenario on a fresh mount of
+// storage s, except those in skip (name -> why it cannot pass there).
+func runPosix(t *testing.T, s storage, skip map[string]string) {
 	for _, name := range posixIncluded {
 		fn, ok := posixtest.All[name]
 		if !ok {
@@ -74,12 +80,15 @@ func TestPosix(t *testing.T) {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
+			if why, ok := skip[name]; ok {
+				t.Skip(why)
+			}
 			o := testOptions()
 			// These scenarios check POSIX round trips (SymlinkReadlink reads
 			// back an absolute "/foobar"); the containment rewrite is tested
 			// in TestSymlinkPolicies.
 			o.Symlinks = fusefs.SymlinkKeep
-			mnt, _ := mountLocal(t, o)
+			mnt, _ := s.mount(t, o)
 			fn(t, mnt)
 		})
 	}

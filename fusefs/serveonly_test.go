@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/fuse"
-
 	"github.com/sftpfs/sftpfs/backend"
 	"github.com/sftpfs/sftpfs/backend/local"
 	"github.com/sftpfs/sftpfs/fusefs"
@@ -56,7 +54,7 @@ func mountGated(t *testing.T, serveOnly bool) (mnt string, g *gatedBackend, done
 	o := testOptions()
 	o.ServeOnly = serveOnly
 	res := make(chan error, 1)
-	srvc := make(chan *fuse.Server, 1)
+	srvc := make(chan *fusefs.Server, 1)
 	go func() {
 		srv, err := fusefs.Mount(mnt, g, o)
 		srvc <- srv

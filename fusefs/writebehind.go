@@ -111,7 +111,7 @@ func (h *fileHandle) writeAsync(data []byte, off int64) syscall.Errno {
 			err = io.ErrShortWrite
 		}
 		release()
-		n.markChanged()
+		n.fsys.changed(change{op: opWrite, node: n})
 		nw.mu.Lock()
 		delete(nw.ranges, id)
 		w.inflight--
@@ -172,14 +172,4 @@ func (n *node) drainWrites() {
 	for len(nw.ranges) > 0 {
 		nw.cond.Wait()
 	}
-}
-
-// bumpWriteGen marks n's data as changed by something other than a
-// write (a truncate), invalidating read-ahead chunks.
-func (n *node) bumpWriteGen() {
-	nw := n.writes()
-	nw.mu.Lock()
-	nw.gen++
-	nw.mu.Unlock()
-	n.markChanged()
 }

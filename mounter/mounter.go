@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
 	"github.com/sftpfs/sftpfs/backend"
@@ -65,7 +64,7 @@ type Mounted struct {
 	mountpoint string
 	remote     string
 	kind       string
-	server     *fuse.Server
+	server     *fusefs.Server
 	b          backend.Backend
 	log        *slog.Logger
 	done       chan struct{}
