@@ -33,7 +33,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	mountRoot := fl.String("mount-root", envOr("SFTPFS_MOUNT_ROOT", "/mnt/volumes"),
 		"directory volumes are mounted under, as MOUNT_ROOT/NAME: the plugin's propagated mount (env SFTPFS_MOUNT_ROOT)")
 	stateDir := fl.String("state-dir", os.Getenv("SFTPFS_STATE_DIR"),
-		"directory for the persisted volume state (env SFTPFS_STATE_DIR; default MOUNT_ROOT/.state)")
+		"directory for the persisted volume state (env SFTPFS_STATE_DIR; default /state when a host directory is bound there, else MOUNT_ROOT/.state)")
 	secretsDir := fl.String("secrets-dir", os.Getenv("SFTPFS_SECRETS_DIR"),
 		"directory that file options (identity, password_file, known_hosts, ...) name files in (env SFTPFS_SECRETS_DIR; default /secrets when it is a directory, else MOUNT_ROOT/.secrets)")
 	logLevel := fl.String("log-level", envOr("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
@@ -68,7 +68,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(sig)
 
 	if *secretsDir == "" {
-		*secretsDir = defaultSecretsDir(*mountRoot)
+		*secretsDir = defaultDir("/secrets", *mountRoot, ".secrets")
+	}
+	if *stateDir == "" {
+		*stateDir = defaultDir("/state", *mountRoot, ".state")
 	}
 	if err := os.MkdirAll(*secretsDir, 0o700); err != nil {
 		log.Warn("could not create the secrets directory; file options will fail until it exists", "dir", *secretsDir, "error", err)
@@ -102,7 +105,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	served := make(chan error, 1)
 	go func() { served <- volume.NewHandler(d).Serve(l) }()
-	log.Info("serving the Docker volume API", "socket", *socket, "mount_root", *mountRoot, "secrets_dir", *secretsDir)
+	log.Info("serving the Docker volume API", "socket", *socket, "mount_root", *mountRoot, "secrets_dir", *secretsDir, "state_dir", *stateDir)
 	// Socket first, then remounts in the background: Docker gives a
 	// plugin limited time to come up and must not wait on slow servers.
 	d.Start()
@@ -122,22 +125,24 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-// defaultSecretsDir is /secrets when the user bound a host directory there
-// (docker plugin set sftpfs secrets.source=DIR), else .secrets inside the
-// propagated mount, which exists on every install without any host setup.
+// defaultDir is bound (/secrets or /state) when the user bound a host
+// directory there (docker plugin set sftpfs secrets.source=DIR or
+// state.source=DIR), else name inside the propagated mount, which exists
+// on every install without any host setup and survives `docker plugin
+// upgrade` (but not `docker plugin rm`).
 //
-// The secrets mount cannot default to a directory the user has to create:
-// Docker refuses to enable a plugin whose mount source is missing. So its
-// default source is /sys/fs/fuse/connections, which exists wherever FUSE
-// does and is recognized here by its filesystem type (sysfs, or fusectl
-// when that is mounted there).
-func defaultSecretsDir(mountRoot string) string {
+// The settable mounts cannot default to a directory the user has to
+// create: Docker refuses to enable a plugin whose mount source is missing.
+// So their default source is /sys/fs/fuse/connections, which exists
+// wherever FUSE does and is recognized here by its filesystem type
+// (sysfs, or fusectl when that is mounted there).
+func defaultDir(bound, mountRoot, name string) string {
 	var st unix.Statfs_t
-	if fi, err := os.Stat("/secrets"); err == nil && fi.IsDir() && unix.Statfs("/secrets", &st) == nil &&
+	if fi, err := os.Stat(bound); err == nil && fi.IsDir() && unix.Statfs(bound, &st) == nil &&
 		st.Type != unix.SYSFS_MAGIC && st.Type != fuseCtlSuperMagic {
-		return "/secrets"
+		return bound
 	}
-	return filepath.Join(mountRoot, ".secrets")
+	return filepath.Join(mountRoot, name)
 }
 
 // fuseCtlSuperMagic is f_type of fusectl (linux/magic.h); x/sys/unix
