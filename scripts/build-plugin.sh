@@ -80,6 +80,13 @@ else
 	fi
 fi
 
+# Refuse before building: replacing the plugin ends the mounts of running
+# containers (checked again just before the upgrade).
+if [ "$install" = 1 ] && docker info >/dev/null 2>&1 && plugin_exists "$(plugin_name_norm "$name")" &&
+	! plugin_check_in_use "$(plugin_name_norm "$name")" upgrade; then
+	exit 1
+fi
+
 if [ -n "${SFTPFS_BINARY:-}" ]; then
 	bin=$SFTPFS_BINARY
 	echo "==> using prebuilt $bin"

@@ -66,7 +66,7 @@ plugin_mount_settings() {
 plugin_in_use() {
 	local v
 	for v in $(plugin_volumes "$1"); do
-		docker ps -q -f "volume=$v" --format '{{.Names}} (volume '"$v"')'
+		docker ps -f "volume=$v" --format '{{.Names}} (volume '"$v"')'
 	done | sort -u
 }
 
@@ -137,6 +137,26 @@ registry_stop() {
 	fi
 }
 
+# plugin_check_in_use NAME VERB refuses (returns 1, saying why) while
+# running containers use a volume of NAME, unless FORCE=1.
+plugin_check_in_use() {
+	local name=$1 verb=$2 users
+	users=$(plugin_in_use "$name")
+	[ -n "$users" ] || return 0
+	if [ "${FORCE:-0}" != 1 ]; then
+		cat >&2 <<-MSG
+			refusing to $verb $name: these running containers use its volumes, and
+			disabling the plugin ends their mounts (file operations fail with ENOTCONN):
+			$(echo "$users" | sed 's/^/  /')
+			Stop them first (in Swarm: docker node update --availability drain NODE),
+			or run with FORCE=1 to $verb anyway and restart them afterwards.
+		MSG
+		return 1
+	fi
+	echo "FORCE=1: going on ($verb $name) under running containers; restart them afterwards:" >&2
+	echo "$users" | sed 's/^/  /' >&2
+}
+
 # plugin_upgrade NAME REF [enable] replaces the installed plugin NAME by
 # REF (a registry reference) in place: same plugin ID, so the propagated
 # mount with .secrets and .state stays; volumes, their options and the
@@ -144,22 +164,8 @@ registry_stop() {
 # It refuses while containers run with NAME's volumes (their mounts would
 # end) unless FORCE=1. enable (default 1): enable afterwards.
 plugin_upgrade() {
-	local name=$1 ref=$2 enable=${3:-1} users before after mounts
-	users=$(plugin_in_use "$name")
-	if [ -n "$users" ]; then
-		if [ "${FORCE:-0}" != 1 ]; then
-			cat >&2 <<-MSG
-				refusing to upgrade $name: these running containers use its volumes, and
-				disabling the plugin ends their mounts (file operations fail with ENOTCONN):
-				$(echo "$users" | sed 's/^/  /')
-				Stop them first (in Swarm: docker node update --availability drain NODE),
-				or run with FORCE=1 to upgrade anyway and restart them afterwards.
-			MSG
-			return 1
-		fi
-		echo "FORCE=1: upgrading $name under running containers; restart them afterwards:" >&2
-		echo "$users" | sed 's/^/  /' >&2
-	fi
+	local name=$1 ref=$2 enable=${3:-1} before after mounts
+	plugin_check_in_use "$name" upgrade || return 1
 	before=$(plugin_volumes "$name" | sort)
 	mounts=$(plugin_mount_settings "$name")
 	if [ "$(docker plugin inspect -f '{{.Enabled}}' "$name")" = true ]; then
