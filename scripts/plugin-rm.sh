@@ -32,8 +32,8 @@ if [ -n "$losses" ]; then
 	if [ "${FORCE:-0}" != 1 ]; then
 		cat >&2 <<-MSG
 			plugin-rm.sh: refusing to remove $name: docker plugin rm would delete
-			$(echo "$losses" | sed 's/^/  /')
-			${kept}
+			$(echo "$losses" | sed 's/^/  /')${kept:+
+			$kept}
 			To keep them: leave the plugin installed and upgrade it in place
 			(make plugin, or scripts/plugin-upgrade.sh $name REF). To remove
 			deliberately: docker volume rm each volume (remote data is never touched),
