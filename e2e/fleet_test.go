@@ -221,6 +221,31 @@ func TestPluginFleet(t *testing.T) {
 	}
 	check("upgraded", vers[0])
 
+	// A bare `docker plugin upgrade` resets state.source (Docker keeps a
+	// mount's source in the config it replaces). The plugin must then say
+	// so instead of serving an empty state without the volumes, and
+	// setting it again must bring everything back.
+	h.must("plugin", "disable", "-f", alias)
+	h.must("plugin", "upgrade", "--grant-all-permissions", "--skip-remote-check", alias, installRef)
+	if src := strings.TrimSpace(h.must("plugin", "inspect", "-f", `{{range .Config.Mounts}}{{if eq .Name "state"}}{{.Source}}{{end}}{{end}}`, alias)); src == stateDir {
+		t.Logf("this Docker keeps state.source across docker plugin upgrade; the guard against losing it is not exercised")
+		h.must("plugin", "enable", alias)
+	} else {
+		h.must("plugin", "enable", alias)
+		// The volumes are listed, inspect shows why they are unavailable
+		// (and Docker keeps its record), and using or creating one fails
+		// with the fix.
+		if out := h.must("volume", "inspect", vs); !strings.Contains(out, "state.source is not set now") || !strings.Contains(out, "op_timeout") {
+			t.Fatalf("volume inspect with state.source lost lacks the fix or Docker's options:\n%s", out)
+		}
+		h.mustFail([]string{"run", "--rm", "-v", vs + ":/s", img, "true"}, "state.source is not set now")
+		h.mustFail([]string{"volume", "create", "-d", alias, "-o", "local=/mnt/volumes/x", "e2e-fleet-x-" + h.suffix}, "state.source is not set now")
+		h.must("plugin", "disable", "-f", alias)
+		h.must("plugin", "set", alias, "state.source="+stateDir, "secrets.source="+secretsDir)
+		h.must("plugin", "enable", alias)
+	}
+	check("reset", vers[0])
+
 	// Removing the plugin with volumes is refused, naming them.
 	out, err = script(nil, "scripts/plugin-rm.sh", alias)
 	if err == nil {

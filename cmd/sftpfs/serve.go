@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -77,16 +79,34 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		log.Warn("could not create the secrets directory; file options will fail until it exists", "dir", *secretsDir, "error", err)
 	}
 
-	d, err := driver.New(driver.Config{
-		MountRoot: *mountRoot,
-		StateDir:  *stateDir,
-		Mounter:   driver.NewMounter(*secretsDir, log),
-		Guard:     *guard,
-		Logger:    log,
-	})
-	if err != nil {
-		log.Error("cannot start the volume driver", "error", err)
-		return 1
+	var d servedDriver
+	autoState := os.Getenv("SFTPFS_STATE_DIR") == "" && !flagSet(fl, "state-dir")
+	if names, err := checkStateLocation(*stateDir, *mountRoot, autoState); err != nil {
+		// Serving (with errors) instead of exiting: Docker 20.10 restarts
+		// a plugin that exits at start, fails the enable after a timeout
+		// and can leave its container behind, so that the next enable
+		// fails too ("id already in use"). Served, the message reaches
+		// `docker volume create`, `inspect` and `run`, and the fix is a
+		// plain disable, set, enable.
+		log.Error("serving no volumes", "error", err)
+		d = refusingDriver{err: err, names: names}
+	} else {
+		real, err := driver.New(driver.Config{
+			MountRoot: *mountRoot,
+			StateDir:  *stateDir,
+			Mounter:   driver.NewMounter(*secretsDir, log),
+			Guard:     *guard,
+			Logger:    log,
+		})
+		if err != nil {
+			log.Error("cannot start the volume driver", "error", err)
+			return 1
+		}
+		d = real
+		if autoState && *stateDir != filepath.Join(*mountRoot, ".state") {
+			recordStateOnHost(*mountRoot, real, log)
+			defer recordStateOnHost(*mountRoot, real, log)
+		}
 	}
 
 	if err := os.MkdirAll(filepath.Dir(*socket), 0o755); err != nil {
@@ -143,6 +163,118 @@ func defaultDir(bound, mountRoot, name string) string {
 		return bound
 	}
 	return filepath.Join(mountRoot, name)
+}
+
+// stateOnHostMarker, in the propagated mount, says that the state was
+// last kept in a host directory bound at /state (state.source), and
+// lists the volume names it had.
+const stateOnHostMarker = ".state-on-host"
+
+// recordStateOnHost writes the marker with the volumes d has; at start and
+// at stop (a `docker plugin upgrade` always follows a disable, so the list
+// is current when it matters). Best effort: without it the guard is off.
+func recordStateOnHost(mountRoot string, d volume.Driver, log *slog.Logger) {
+	var doc struct {
+		Note    string   `json:"note"`
+		Volumes []string `json:"volumes"`
+	}
+	doc.Note = "the state is in the host directory bound at /state (docker plugin set PLUGIN state.source=DIR)"
+	if l, err := d.List(); err == nil {
+		for _, v := range l.Volumes {
+			doc.Volumes = append(doc.Volumes, v.Name)
+		}
+	}
+	b, _ := json.Marshal(doc)
+	if err := os.WriteFile(filepath.Join(mountRoot, stateOnHostMarker), b, 0o600); err != nil {
+		log.Warn("cannot record that the state is on the host", "error", err)
+	}
+}
+
+// checkStateLocation guards against serving an empty state because the
+// state.source setting was lost: `docker plugin upgrade` replaces the
+// plugin's config and with it every mount source set with `docker plugin
+// set`, so a plugin whose state lived in a host directory comes back with
+// the placeholder and would serve the (empty) default state, showing none
+// of its volumes, and Docker deletes its own record (options, labels) of
+// every volume whose Get fails. While the state is on the host, a marker
+// in the propagated mount (which upgrades keep) records it and the volume
+// names; starting with the default state while the marker exists returns
+// the names and an error saying how to fix it.
+//
+// auto is false when the state directory was given explicitly
+// (SFTPFS_STATE_DIR, -state-dir): then it is what the user asked for.
+func checkStateLocation(stateDir, mountRoot string, auto bool) ([]string, error) {
+	if !auto || stateDir != filepath.Join(mountRoot, ".state") {
+		return nil, nil
+	}
+	b, err := os.ReadFile(filepath.Join(mountRoot, stateOnHostMarker))
+	if err != nil {
+		return nil, nil
+	}
+	var doc struct{ Volumes []string }
+	json.Unmarshal(b, &doc) // a damaged marker still means the state was on the host
+	return doc.Volumes, fmt.Errorf("this plugin kept its volumes in a host directory (setting state.source), " +
+		"but state.source is not set now (docker plugin upgrade resets mount settings), so it serves no volume until it is set again: " +
+		"docker plugin disable -f PLUGIN; docker plugin set PLUGIN state.source=DIR (the same directory as before; " +
+		"scripts/plugin-upgrade.sh does this); docker plugin enable PLUGIN. To use the default state in the propagated mount " +
+		"deliberately, delete propagated-mount/" + stateOnHostMarker + " of the plugin on the host")
+}
+
+// servedDriver is what runServe serves: the volume driver, or
+// refusingDriver when it must not serve the state it would find.
+type servedDriver interface {
+	volume.Driver
+	Start()
+	Shutdown()
+}
+
+// refusingDriver answers every volume request with err and touches
+// nothing: no state is read or written, nothing is mounted. The volumes it
+// knows by name (from the marker) exist for Get and List, with err in
+// their Status, because Docker deletes its record of a volume whose Get
+// fails.
+type refusingDriver struct {
+	err   error
+	names []string
+}
+
+func (r refusingDriver) status() map[string]any {
+	return map[string]any{"state": "unavailable", "last_error": r.err.Error()}
+}
+
+func (r refusingDriver) Create(*volume.CreateRequest) error { return r.err }
+func (r refusingDriver) List() (*volume.ListResponse, error) {
+	l := &volume.ListResponse{}
+	for _, n := range r.names {
+		l.Volumes = append(l.Volumes, &volume.Volume{Name: n, Status: r.status()})
+	}
+	return l, nil
+}
+func (r refusingDriver) Get(req *volume.GetRequest) (*volume.GetResponse, error) {
+	if !slices.Contains(r.names, req.Name) {
+		return nil, fmt.Errorf("no volume %s: %w", req.Name, r.err)
+	}
+	return &volume.GetResponse{Volume: &volume.Volume{Name: req.Name, Status: r.status()}}, nil
+}
+func (r refusingDriver) Remove(*volume.RemoveRequest) error { return r.err }
+func (r refusingDriver) Path(*volume.PathRequest) (*volume.PathResponse, error) {
+	return nil, r.err
+}
+func (r refusingDriver) Mount(*volume.MountRequest) (*volume.MountResponse, error) {
+	return nil, r.err
+}
+func (r refusingDriver) Unmount(*volume.UnmountRequest) error { return r.err }
+func (r refusingDriver) Capabilities() *volume.CapabilitiesResponse {
+	return &volume.CapabilitiesResponse{Capabilities: volume.Capability{Scope: "local"}}
+}
+func (refusingDriver) Start()    {}
+func (refusingDriver) Shutdown() {}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fl *flag.FlagSet, name string) bool {
+	set := false
+	fl.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // fuseCtlSuperMagic is f_type of fusectl (linux/magic.h); x/sys/unix
