@@ -13,9 +13,9 @@
 # NAME defaults to $PLUGIN_NAME, else sftpfs:latest.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
+# Only bash and docker are needed: copy this and plugin-lib.sh to a node.
 # shellcheck source=scripts/plugin-lib.sh
-. scripts/plugin-lib.sh
+. "$(dirname "$0")/plugin-lib.sh"
 
 name=$(plugin_name_norm "${1:-${PLUGIN_NAME:-sftpfs:latest}}")
 if ! plugin_exists "$name"; then

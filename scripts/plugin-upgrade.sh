@@ -12,9 +12,9 @@
 # The plugin ID, and with it the propagated mount, stays the same.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
+# Only bash and docker are needed: copy this and plugin-lib.sh to a node.
 # shellcheck source=scripts/plugin-lib.sh
-. scripts/plugin-lib.sh
+. "$(dirname "$0")/plugin-lib.sh"
 
 if [ $# != 2 ]; then
 	echo "usage: scripts/plugin-upgrade.sh NAME REF (NAME as in docker plugin ls, e.g. sftpfs; REF as pushed by make plugin-push, e.g. registry.example.com/sftpfs:1.3-amd64)" >&2
