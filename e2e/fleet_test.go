@@ -207,6 +207,16 @@ func TestPluginFleet(t *testing.T) {
 	h.must("rm", "-f", cid)
 	h.requireNoMount(vols)
 
+	// Without a local registry the only way would be rm + create, which
+	// is refused, naming what it would delete.
+	out, err = script([]string{"PLUGIN_NAME=" + alias, "VERSION=" + vers[1], "SFTPFS_REGISTRY_BIN="}, "scripts/build-plugin.sh")
+	if err == nil || !strings.Contains(out, "refusing to replace") || !strings.Contains(out, "volume "+vs) || !strings.Contains(out, "docker-registry") {
+		t.Fatalf("build-plugin.sh without a registry over a plugin with volumes: err %v, want a refusal naming %s:\n%s", err, vs, out)
+	}
+	if got := servingVersion(t, id); !strings.Contains(got, vers[0]) {
+		t.Fatalf("after the refusal the plugin reports %q, want the untouched %s", got, vers[0])
+	}
+
 	// `make plugin` again: scripts/build-plugin.sh replaces it in place.
 	if out, err := script([]string{"PLUGIN_NAME=" + alias, "VERSION=" + vers[1]}, "scripts/build-plugin.sh"); err != nil {
 		t.Fatalf("scripts/build-plugin.sh over the installed plugin: %v\n%s", err, out)

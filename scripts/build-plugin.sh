@@ -34,7 +34,9 @@
 # PLUGIN_BUILD_DIR-sftpfs-linux-ARCH; default plugin/build[-ARCH] and
 # bin/sftpfs-linux-ARCH), PLUGIN_SETTINGS (for a new install, e.g.
 # "state.source=/var/lib/sftpfs/state secrets.source=/etc/sftpfs/secrets";
-# missing source directories are created 0700), FORCE=1 (see above).
+# missing source directories are created 0700), FORCE=1 (see above),
+# SFTPFS_REGISTRY_BIN (the local registry binary; default docker-registry
+# on PATH; empty: none).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -163,7 +165,7 @@ fi
 if [ -n "${PLUGIN_SETTINGS:-}" ]; then
 	echo "build-plugin.sh: $name is installed: PLUGIN_SETTINGS is for a new install and is ignored; its current settings are kept" >&2
 fi
-if command -v docker-registry >/dev/null 2>&1 || command -v registry >/dev/null 2>&1; then
+if [ -n "$(registry_bin)" ]; then
 	echo "==> replacing the installed $name in place (docker plugin upgrade through a throwaway local registry)"
 	registry_start
 	trap registry_stop EXIT

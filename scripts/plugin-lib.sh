@@ -90,13 +90,23 @@ plugin_losses() {
 	done
 }
 
+# registry_bin prints the local registry binary, empty if there is none.
+# SFTPFS_REGISTRY_BIN overrides the lookup (empty: as if none).
+registry_bin() {
+	if [ -n "${SFTPFS_REGISTRY_BIN+set}" ]; then
+		echo "$SFTPFS_REGISTRY_BIN"
+	else
+		command -v docker-registry || command -v registry || true
+	fi
+}
+
 # registry_start runs a throwaway `docker-registry serve` on a free loopback
 # port (dockerd treats 127.0.0.0/8 as an insecure registry, so plain HTTP
 # works with no engine configuration) and sets REGISTRY to its host:port.
 # registry_stop ends it and deletes its storage.
 registry_start() {
 	local bin port dir i
-	bin=$(command -v docker-registry || command -v registry || true)
+	bin=$(registry_bin)
 	if [ -z "$bin" ]; then
 		echo "replacing an installed plugin in place needs a throwaway local registry: install docker-registry (Debian package docker-registry; scripts/deps.sh installs it)" >&2
 		return 1
