@@ -2,14 +2,17 @@
 
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO          ?= go
-PLUGIN_ARCH ?= amd64
+# Empty: scripts/build-plugin.sh builds for this machine (uname -m).
+PLUGIN_ARCH ?=
+# make plugin-push: REGISTRY/NAME:TAG; pushed as TAG-amd64, TAG-arm64 and TAG (amd64).
+PLUGIN_REF  ?=
 LDFLAGS     := -s -w -X main.version=$(VERSION)
 # LOCK prefixes the heavy commands; on a shared machine use
 # LOCK="flock /tmp/sftpfs-cpu.lock" so that only one runs at a time.
 LOCK        ?=
 STATICCHECK ?= $(shell command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck)
 
-.PHONY: help build install test test-unit test-e2e e2e-swarm soak fuzz-smoke test-short lint deps plugin demo clean bench bench-smoke
+.PHONY: help build install test test-unit test-e2e e2e-swarm soak fuzz-smoke test-short lint deps plugin plugin-push plugin-rm demo clean bench bench-smoke
 
 help:
 	@echo "make build       static binary bin/sftpfs (VERSION=$(VERSION))"
@@ -23,7 +26,9 @@ help:
 	@echo "make test-short  go test -short ./... with what is installed (no deps step)"
 	@echo "make lint        gofmt, go vet, staticcheck"
 	@echo "make deps        scripts/deps.sh: install/start what the tests need (root on Debian)"
-	@echo "make plugin      build and install the Docker plugin (PLUGIN_ARCH=amd64|arm64)"
+	@echo "make plugin      build and install the Docker plugin, or upgrade it in place keeping volumes (PLUGIN_ARCH=amd64|arm64; default this machine's)"
+	@echo "make plugin-push PLUGIN_REF=registry/sftpfs:TAG  build amd64+arm64, push TAG-amd64, TAG-arm64 and TAG (= amd64)"
+	@echo "make plugin-rm   remove the plugin; refuses while it has volumes, secrets or state (FORCE=1 tells and removes)"
 	@echo "make demo        plugin + SFTP server + volume + two containers (scripts/demo.sh)"
 	@echo "make bench       sftpfs vs sshfs vs raw OpenSSH sftp (BENCH_FLAGS=\"-rounds 5 -record docs/perf.md\"; root)"
 	@echo "make bench-smoke the same with tiny sizes in seconds; fails if any contender fails (CI)"
@@ -84,6 +89,13 @@ fuzz-smoke:
 
 plugin:
 	VERSION=$(VERSION) scripts/build-plugin.sh $(PLUGIN_ARCH)
+
+plugin-push:
+	@[ -n "$(PLUGIN_REF)" ] || { echo "make plugin-push needs PLUGIN_REF=REGISTRY/NAME:TAG, e.g. PLUGIN_REF=registry.example.com/sftpfs:1.3"; exit 2; }
+	VERSION=$(VERSION) scripts/plugin-push.sh $(PLUGIN_REF)
+
+plugin-rm:
+	scripts/plugin-rm.sh $(PLUGIN_NAME)
 
 demo:
 	scripts/demo.sh

@@ -12,7 +12,11 @@
 // and checks dockerd's restart, the data and the orphaned container's
 // errors; TestPluginUpgrade pushes two builds to a throwaway local registry
 // (Debian's docker-registry) and checks that `docker plugin upgrade` keeps
-// volumes, options, settings and data.
+// volumes, options, settings and data, and that scripts/plugin-rm.sh refuses
+// while they exist; TestPluginFleet installs from `make plugin-push` with
+// `docker plugin install --alias`, secrets and state in host directories,
+// and checks that running scripts/build-plugin.sh again and
+// scripts/plugin-upgrade.sh keep all of that.
 //
 // They need root, /dev/fuse, a running dockerd (scripts/deps.sh starts one,
 // logging to /var/log/sftpfs-dockerd.log) and /bin/busybox from Debian's

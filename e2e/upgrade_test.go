@@ -146,7 +146,7 @@ func TestPluginUpgrade(t *testing.T) {
 	for _, v := range vols {
 		before[v] = h.volumeFacts(v)
 	}
-	stateBefore := readPluginState(t, propagated)
+	stateBefore := readPluginState(t, filepath.Join(propagated, ".state"))
 	for _, v := range vols {
 		if _, ok := stateBefore[v]; !ok {
 			t.Fatalf("the plugin's state file has no %s before the upgrade: %v", v, slices.Sorted(maps.Keys(stateBefore)))
@@ -201,7 +201,7 @@ func TestPluginUpgrade(t *testing.T) {
 			t.Fatalf("volume %s changed across the upgrade:\nbefore %+v\nafter  %+v", v, before[v], got)
 		}
 	}
-	stateAfter := readPluginState(t, propagated)
+	stateAfter := readPluginState(t, filepath.Join(propagated, ".state"))
 	for _, v := range vols {
 		a, b := stateAfter[v], stateBefore[v]
 		if !maps.Equal(a.Options, b.Options) || !a.CreatedAt.Equal(b.CreatedAt) || a.Backend != b.Backend || a.Remote != b.Remote || a.HostKey != b.HostKey {
@@ -243,13 +243,42 @@ func TestPluginUpgrade(t *testing.T) {
 	}
 	h.requireNoMount(vols)
 
+	// The project's remove refuses, naming what docker plugin rm would
+	// delete: the volumes, the key and the state in the propagated mount.
+	rm := func(env ...string) (string, error) {
+		cmd := exec.Command(filepath.Join(h.repo, "scripts/plugin-rm.sh"), alias)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	keyFile := filepath.Join(propagated, ".secrets", "e2e_key")
+	stateFile := filepath.Join(propagated, ".state", "state.json")
+	out, err = rm()
+	for _, want := range append([]string{"refusing to remove", "secrets file " + keyFile, "state file " + stateFile, "FORCE=1"}, vols...) {
+		if err == nil || !strings.Contains(out, want) {
+			t.Fatalf("plugin-rm.sh with volumes: err %v, output lacks %q:\n%s", err, want, out)
+		}
+	}
+	if _, err := os.Stat(keyFile); err != nil {
+		t.Fatalf("after the refusal: %v", err)
+	}
+
 	// Removing the volumes and the plugin leaves the remote files.
 	for _, v := range vols {
 		h.must("volume", "rm", v)
 	}
 	// With no volume left a plain disable works.
 	h.must("plugin", "disable", alias)
-	h.must("plugin", "rm", alias)
+	// The key is still there: only FORCE=1 removes, saying what goes.
+	if out, err := rm(); err == nil || !strings.Contains(out, keyFile) {
+		t.Fatalf("plugin-rm.sh with a secret left: err %v, want a refusal naming %s:\n%s", err, keyFile, out)
+	}
+	if out, err := rm("FORCE=1"); err != nil || !strings.Contains(out, keyFile) {
+		t.Fatalf("FORCE=1 plugin-rm.sh: err %v, want success naming the lost %s:\n%s", err, keyFile, out)
+	}
+	if _, err := h.run("plugin", "inspect", alias); err == nil {
+		t.Fatal("FORCE=1 plugin-rm.sh left the plugin installed")
+	}
 	if got := fileSHA(t, filepath.Join(dirS, "big")); got != bigSum {
 		t.Fatalf("after volume and plugin rm the server's big has sha256 %s, want %s", got, bigSum)
 	}
@@ -416,12 +445,12 @@ type pluginVolume struct {
 	HostKey   string            `json:"host_key"`
 }
 
-func readPluginState(t *testing.T, propagated string) map[string]pluginVolume {
+func readPluginState(t *testing.T, stateDir string) map[string]pluginVolume {
 	t.Helper()
 	var doc struct {
 		Volumes map[string]pluginVolume `json:"volumes"`
 	}
-	b, err := os.ReadFile(filepath.Join(propagated, ".state", "state.json"))
+	b, err := os.ReadFile(filepath.Join(stateDir, "state.json"))
 	if err != nil {
 		t.Fatalf("reading the plugin's state: %v", err)
 	}

@@ -108,7 +108,7 @@ Try: docker run --rm -it -v $volume:/data $image sh
 Clean up:
   docker volume rm $volume
   kill $(cat "$work/server.pid")
-  docker plugin rm -f sftpfs:latest
+  FORCE=1 scripts/plugin-rm.sh sftpfs:latest   (FORCE=1: it lists and deletes the demo key and state it keeps otherwise)
   docker image rm $image
   rm -rf $work
 MSG

@@ -23,8 +23,10 @@ declare -A PKG_CHECK=(
 	# docker-compose (v1) drives e2e/edge_test.go's `down -v` case.
 	[docker-compose]=docker-compose
 	# docker-registry (distribution 2.8) is the local registry that
-	# e2e/upgrade_test.go pushes the plugin to for `docker plugin upgrade`;
-	# the test runs its own `docker-registry serve` on a free loopback port.
+	# e2e/upgrade_test.go and fleet_test.go push the plugin to for
+	# `docker plugin upgrade`, and that scripts/build-plugin.sh uses to
+	# replace an installed plugin in place; each runs its own
+	# `docker-registry serve` on a free loopback port.
 	[docker-registry]=docker-registry
 	[git]=git
 	[make]=make

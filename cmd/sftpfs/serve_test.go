@@ -27,29 +27,22 @@ func TestServeFlags(t *testing.T) {
 	}
 }
 
-// runServe end to end in-process: it serves the volume API on the socket,
-// keeps state and secrets under the mount root, and stops cleanly on
-// SIGTERM.
-func TestServeLifecycle(t *testing.T) {
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "run", "sftpfs.sock")
-	root := filepath.Join(dir, "volumes")
-	data := filepath.Join(dir, "data")
-	os.Mkdir(data, 0o755)
-	t.Setenv("LOG_LEVEL", "info")
-
+// startServe runs runServe with args in-process until stop, which sends
+// SIGTERM (runServe's signal), requires a clean exit and returns the log.
+// post calls the volume API on sock.
+func startServe(t *testing.T, sock string, args ...string) (post func(method, body string) map[string]any, stop func() string) {
+	t.Helper()
 	var stderr testenv.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- runServe([]string{"-socket", sock, "-mount-root", root, "-guard=false"}, &bytes.Buffer{}, &stderr)
+		done <- runServe(append([]string{"-socket", sock, "-guard=false"}, args...), &bytes.Buffer{}, &stderr)
 	}()
-
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 		},
 	}}
-	post := func(method, body string) map[string]any {
+	post = func(method, body string) map[string]any {
 		t.Helper()
 		r, err := hc.Post("http://plugin/"+method, "application/json", strings.NewReader(body))
 		if err != nil {
@@ -71,6 +64,38 @@ func TestServeLifecycle(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	stop = func() string {
+		t.Helper()
+		syscall.Kill(os.Getpid(), syscall.SIGTERM)
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Fatalf("exit %d; log:\n%s", code, stderr.String())
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("serve did not stop on SIGTERM")
+		}
+		if _, err := os.Stat(sock); !os.IsNotExist(err) {
+			t.Errorf("socket left behind: %v", err)
+		}
+		return stderr.String()
+	}
+	return post, stop
+}
+
+// runServe end to end in-process: it serves the volume API on the socket,
+// keeps state and secrets under the mount root, and stops cleanly on
+// SIGTERM.
+func TestServeLifecycle(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "run", "sftpfs.sock")
+	root := filepath.Join(dir, "volumes")
+	data := filepath.Join(dir, "data")
+	os.Mkdir(data, 0o755)
+	t.Setenv("LOG_LEVEL", "info")
+	t.Setenv("SFTPFS_STATE_DIR", "")
+
+	post, stop := startServe(t, sock, "-mount-root", root)
 	if m := post("Plugin.Activate", "{}"); !strings.Contains(mustJSON(m), "VolumeDriver") {
 		t.Fatalf("activate: %v", m)
 	}
@@ -84,7 +109,8 @@ func TestServeLifecycle(t *testing.T) {
 	if !strings.Contains(mustJSON(m), `"Name":"v"`) {
 		t.Fatalf("list: %v", m)
 	}
-	want := []string{filepath.Join(root, ".state", "state.json")}
+	stateFile := filepath.Join(root, ".state", "state.json")
+	want := []string{stateFile}
 	if fi, err := os.Stat("/secrets"); err != nil || !fi.IsDir() {
 		// No /secrets bind: the default is inside the mount root.
 		want = append(want, filepath.Join(root, ".secrets"))
@@ -94,22 +120,56 @@ func TestServeLifecycle(t *testing.T) {
 			t.Errorf("%s: %v", p, err)
 		}
 	}
+	log := stop()
+	if !strings.Contains(log, "level=INFO") || !strings.Contains(log, `msg="serving the Docker volume API"`) {
+		t.Errorf("log lacks levels or the serving line:\n%s", log)
+	}
 
-	syscall.Kill(os.Getpid(), syscall.SIGTERM)
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("exit %d; log:\n%s", code, stderr.String())
+	// The state was on a host directory (the marker a run with /state
+	// bound leaves, naming its volumes) and the setting is gone: the
+	// named volumes are there for Get and List (Docker deletes its record
+	// of a volume whose Get fails) with the fix in their Status, every
+	// other request fails with it, and the default state is neither read
+	// nor written.
+	before, err := os.ReadFile(stateFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, stateOnHostMarker), []byte(`{"volumes":["hv"]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const fix = "state.source is not set now"
+	post, stop = startServe(t, sock, "-mount-root", root)
+	if m := mustJSON(post("VolumeDriver.List", "{}")); !strings.Contains(m, `"Name":"hv"`) || strings.Contains(m, `"Name":"v"`) || !strings.Contains(m, fix) {
+		t.Fatalf("List with the state.source setting lost: %s", m)
+	}
+	if m := mustJSON(post("VolumeDriver.Get", `{"Name":"hv"}`)); !strings.Contains(m, `"Name":"hv"`) || !strings.Contains(m, fix) || strings.Contains(m, `"Err":"`) {
+		t.Fatalf("Get of a volume named in the marker: %s", m)
+	}
+	for _, req := range [][2]string{
+		{"VolumeDriver.Get", `{"Name":"v"}`},
+		{"VolumeDriver.Mount", `{"Name":"hv","ID":"c1"}`},
+		{"VolumeDriver.Remove", `{"Name":"hv"}`},
+		{"VolumeDriver.Create", `{"Name":"x","Opts":{"local":"` + data + `"}}`},
+	} {
+		if m := post(req[0], req[1]); !strings.Contains(mustJSON(m["Err"]), fix) {
+			t.Fatalf("%s %s with the state.source setting lost: %v", req[0], req[1], m)
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop on SIGTERM")
 	}
-	if _, err := os.Stat(sock); !os.IsNotExist(err) {
-		t.Errorf("socket left behind: %v", err)
+	log = stop()
+	if !strings.Contains(log, "serving no volumes") {
+		t.Errorf("the log does not say why no volume is served:\n%s", log)
 	}
-	if !strings.Contains(stderr.String(), "level=INFO") || !strings.Contains(stderr.String(), `msg="serving the Docker volume API"`) {
-		t.Errorf("log lacks levels or the serving line:\n%s", stderr.String())
+	if after, err := os.ReadFile(stateFile); err != nil || !bytes.Equal(after, before) {
+		t.Fatalf("the default state changed while refusing: %v", err)
 	}
+
+	// Given explicitly, the default state directory is what the user asked for.
+	post, stop = startServe(t, sock, "-mount-root", root, "-state-dir", filepath.Join(root, ".state"))
+	if m := post("VolumeDriver.List", "{}"); !strings.Contains(mustJSON(m), `"Name":"v"`) {
+		t.Fatalf("list with -state-dir despite the marker: %v", m)
+	}
+	stop()
 }
 
 func mustJSON(v any) string {
