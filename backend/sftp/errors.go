@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	psftp "github.com/pkg/sftp"
+
+	"github.com/sftpfs/sftpfs/backend"
 )
 
 // SFTP status codes (draft-ietf-secsh-filexfer-13 section 9.1; OpenSSH
@@ -123,18 +125,10 @@ func pathErr(op, name string, err error) error {
 // errnoErr is pathErr with a known errno.
 func errnoErr(op, name string, errno syscall.Errno) error {
 	if errno == syscall.EINVAL {
-		return &fs.PathError{Op: op, Path: name, Err: invalidArgument{}}
+		return &fs.PathError{Op: op, Path: name, Err: backend.Invalid("")}
 	}
 	return &fs.PathError{Op: op, Path: name, Err: errno}
 }
-
-// invalidArgument is EINVAL that also matches fs.ErrInvalid, which the
-// contract promises and syscall.Errno does not provide.
-type invalidArgument struct{}
-
-func (invalidArgument) Error() string        { return "invalid argument" }
-func (invalidArgument) Is(target error) bool { return target == fs.ErrInvalid }
-func (invalidArgument) Unwrap() error        { return syscall.EINVAL }
 
 // describe turns the leftover (I/O) errors into readable text without
 // losing the chain.

@@ -66,7 +66,7 @@ func (b *Backend) OpenFile(ctx context.Context, name string, flag int, perm fs.F
 		err = f.open(ctx, fl)
 		if err == nil {
 			if fl&os.O_EXCL != 0 {
-				if err := f.fixMode(perm & modeBits); err != nil {
+				if err := f.fixMode(perm & backend.PermBits); err != nil {
 					f.Close()
 					return nil, pathErr("open", name, err)
 				}
@@ -168,7 +168,7 @@ func (f *File) fixMode(mode fs.FileMode) error {
 		// connection fails that too.
 		return f.chmod(mode)
 	}
-	if fi.Mode()&modeBits == mode {
+	if fi.Mode()&backend.PermBits == mode {
 		f.mu.Lock()
 		f.fresh, f.freshGen = fi, gen
 		f.mu.Unlock()

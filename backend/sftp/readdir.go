@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
@@ -633,7 +632,7 @@ func (d *decoder) attrs() backend.FileInfo {
 		fi.UID, fi.GID = d.u32(), d.u32()
 	}
 	if flags&attrPerm != 0 {
-		fi.Mode = posixMode(d.u32())
+		fi.Mode = backend.ModeFromUnix(d.u32())
 	}
 	if flags&attrACModT != 0 {
 		at, mt := d.u32(), d.u32()
@@ -655,33 +654,4 @@ func (d *decoder) attrs() backend.FileInfo {
 		}
 	}
 	return fi
-}
-
-// posixMode converts a POSIX st_mode to an fs.FileMode.
-func posixMode(m uint32) fs.FileMode {
-	mode := fs.FileMode(m & 0o777)
-	switch m & 0o170000 {
-	case 0o040000:
-		mode |= fs.ModeDir
-	case 0o120000:
-		mode |= fs.ModeSymlink
-	case 0o060000:
-		mode |= fs.ModeDevice
-	case 0o020000:
-		mode |= fs.ModeDevice | fs.ModeCharDevice
-	case 0o010000:
-		mode |= fs.ModeNamedPipe
-	case 0o140000:
-		mode |= fs.ModeSocket
-	}
-	if m&0o4000 != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		mode |= fs.ModeSticky
-	}
-	return mode
 }
