@@ -319,7 +319,6 @@ func (b *Backend) Mkdir(ctx context.Context, name string, perm fs.FileMode) erro
 	return pathErr("mkdir", name, b.do(ctx, true, func(cl *psftp.Client) error { return cl.Chmod(p, perm&backend.PermBits) }))
 }
 
-
 // Remove removes a non-directory. pkg/sftp's Remove falls back to RMDIR,
 // so a directory is refused up front (a directory appearing between the
 // check and the remove is the one race left).
