@@ -223,3 +223,14 @@ func isConnErr(t *transport, err error) bool {
 	// trusted. pkg/sftp never turns a server status into an Errno.
 	return true
 }
+
+// FieldError is one problem Config.Validate found. Field is the setting to
+// change, named as in the sftpfs option table (host, port, identity,
+// hostkey, max_packet, ...), so a caller can point at the option without
+// parsing Msg; Msg says what is wrong and how to fix it, without secrets.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Msg }
