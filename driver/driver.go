@@ -496,13 +496,32 @@ func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) 
 		}
 	}
 	d.mu.Lock()
+	wasRestored := v.restored[req.ID]
 	delete(v.restored, req.ID)
-	if !slices.Contains(v.rec.MountIDs, req.ID) {
+	added := !slices.Contains(v.rec.MountIDs, req.ID)
+	if added {
 		v.rec.MountIDs = append(v.rec.MountIDs, req.ID)
 	}
 	count := len(v.rec.MountIDs)
 	d.mu.Unlock()
 	if err := d.save(); err != nil {
+		// Docker takes the error as a failed mount and will never send
+		// the Unmount for this caller: keeping it would hold the volume
+		// (and refuse its Remove) until the plugin restarts.
+		d.mu.Lock()
+		if added {
+			if i := slices.Index(v.rec.MountIDs, req.ID); i >= 0 {
+				v.rec.MountIDs = slices.Delete(v.rec.MountIDs, i, i+1)
+			}
+		}
+		if wasRestored {
+			v.restored[req.ID] = true
+		}
+		idle := len(v.rec.MountIDs) == 0
+		d.mu.Unlock()
+		if idle {
+			d.teardownLocked(v)
+		}
 		return nil, fmt.Errorf("volume %q: %w", req.Name, err)
 	}
 	d.log.Info("volume mounted", "volume", req.Name, "id", req.ID, "mounts", count)
