@@ -41,15 +41,7 @@ func TestShutdownNotDelayedByStuckRemount(t *testing.T) {
 			t.Fatal(`"fine" was not remounted`)
 		}
 	}
-	start := time.Now()
-	done := make(chan struct{})
-	go func() { d2.Shutdown(); close(done) }()
-	select {
-	case <-done:
-		t.Logf("Shutdown took %v", time.Since(start).Round(time.Millisecond))
-	case <-time.After(3 * time.Second):
-		t.Fatalf("Shutdown still running after 3s (live mounts %d): it waits for the stuck remount", e.fm.liveCount())
-	}
+	shutdownWithin(t, d2, 3*time.Second)
 	if n := e.fm.liveCount(); n != 0 {
 		t.Errorf("%d mounts left after Shutdown", n)
 	}
@@ -123,16 +115,23 @@ func TestShutdownNotDelayedByStalledServer(t *testing.T) {
 			t.Fatal(`"loc" was not remounted`)
 		}
 	}
+	shutdownWithin(t, d2, 5*time.Second)
+	if n, err := mountCount(locMP); err != nil || n != 0 {
+		t.Errorf("%d mounts left on %s after Shutdown (%v)", n, locMP, err)
+	}
+}
+
+// shutdownWithin runs d.Shutdown and fails the test if it has not
+// returned within bound (a background remount is stuck by then).
+func shutdownWithin(t *testing.T, d *Driver, bound time.Duration) {
+	t.Helper()
 	start := time.Now()
 	done := make(chan struct{})
-	go func() { d2.Shutdown(); close(done) }()
+	go func() { d.Shutdown(); close(done) }()
 	select {
 	case <-done:
 		t.Logf("Shutdown took %v", time.Since(start).Round(time.Millisecond))
-	case <-time.After(5 * time.Second):
-		t.Fatal("Shutdown still running after 5s: it waits for the remount stuck on the stalled server")
-	}
-	if n, err := mountCount(locMP); err != nil || n != 0 {
-		t.Errorf("%d mounts left on %s after Shutdown (%v)", n, locMP, err)
+	case <-time.After(bound):
+		t.Fatalf("Shutdown still running after %v: it waits for the stuck remount", bound)
 	}
 }

@@ -3,21 +3,19 @@ package fusefs_test
 import (
 	"context"
 	"io"
-	"net"
 	"os"
 	"syscall"
 	"testing"
 	"time"
 
-	psftp "github.com/pkg/sftp"
-
 	"github.com/sftpfs/sftpfs/backend/sftp"
 	"github.com/sftpfs/sftpfs/internal/faultproxy"
+	"github.com/sftpfs/sftpfs/internal/pipesftp"
 )
 
 // resetListings is the transport of an in-process SFTP connection whose
 // directory-listing sessions are TCP connections the peer has reset.
-type resetListings struct{ net.Conn }
+type resetListings struct{ io.Closer }
 
 func (resetListings) OpenSFTPStream() (io.ReadWriteCloser, error) { return faultproxy.ResetConn() }
 
@@ -28,20 +26,7 @@ func (resetListings) OpenSFTPStream() (io.ReadWriteCloser, error) { return fault
 // list of network errnos.
 func TestToErrnoTransportErrnosAreEIO(t *testing.T) {
 	requireMount(t)
-	dial := func(ctx context.Context) (*psftp.Client, io.Closer, error) {
-		cs, ss := net.Pipe()
-		srv, err := psftp.NewServer(ss)
-		if err != nil {
-			return nil, nil, err
-		}
-		go func() { _ = srv.Serve(); srv.Close() }()
-		cl, err := psftp.NewClientPipe(cs, cs)
-		if err != nil {
-			cs.Close()
-			return nil, nil, err
-		}
-		return cl, resetListings{cs}, nil
-	}
+	dial := pipesftp.Dialer(func(c io.Closer) io.Closer { return resetListings{c} })
 	b, err := sftp.NewWithDialer(context.Background(), dial, t.TempDir(), sftp.Options{OpTimeout: 3 * time.Second, ConnectTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	psftp "github.com/pkg/sftp"
 
 	"github.com/sftpfs/sftpfs/internal/faultproxy"
+	"github.com/sftpfs/sftpfs/internal/pipesftp"
 	"github.com/sftpfs/sftpfs/internal/sshdtest"
 )
 
@@ -20,7 +21,7 @@ import (
 // session is a server that never answers (as a server that accepts a
 // channel and then hangs); later sessions are served by pkg/sftp.
 type stuckFirstStream struct {
-	closers
+	io.Closer
 	opens *atomic.Int32
 }
 
@@ -43,20 +44,7 @@ func (s stuckFirstStream) OpenSFTPStream() (io.ReadWriteCloser, error) {
 // until op_timeout killed the connection.
 func TestListingNotBlockedByStuckSessionOpen(t *testing.T) {
 	var opens atomic.Int32
-	dial := func(ctx context.Context) (*psftp.Client, io.Closer, error) {
-		cs, ss := net.Pipe()
-		srv, err := psftp.NewServer(ss)
-		if err != nil {
-			return nil, nil, err
-		}
-		go func() { _ = srv.Serve(); srv.Close() }()
-		cl, err := psftp.NewClientPipe(cs, cs)
-		if err != nil {
-			cs.Close()
-			return nil, nil, err
-		}
-		return cl, stuckFirstStream{closers{cs, ss}, &opens}, nil
-	}
+	dial := pipesftp.Dialer(func(c io.Closer) io.Closer { return stuckFirstStream{c, &opens} })
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "f"), nil, 0o644); err != nil {
 		t.Fatal(err)

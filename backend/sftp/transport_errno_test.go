@@ -5,20 +5,18 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"net"
 	"syscall"
 	"testing"
 	"time"
 
-	psftp "github.com/pkg/sftp"
-
 	"github.com/sftpfs/sftpfs/internal/faultproxy"
+	"github.com/sftpfs/sftpfs/internal/pipesftp"
 )
 
 // resetStreams is a pipeDialer transport whose listing sessions are TCP
 // connections the peer has reset, so a listing fails with the kernel's
 // EPIPE.
-type resetStreams struct{ closers }
+type resetStreams struct{ io.Closer }
 
 func (resetStreams) OpenSFTPStream() (io.ReadWriteCloser, error) { return faultproxy.ResetConn() }
 
@@ -27,20 +25,7 @@ func (resetStreams) OpenSFTPStream() (io.ReadWriteCloser, error) { return faultp
 // contract reserves an Errno for a condition of the file, and the FUSE
 // layer would hand it to read(2) as is.
 func TestTransportErrnoIsNotAFileError(t *testing.T) {
-	dial := func(ctx context.Context) (*psftp.Client, io.Closer, error) {
-		cs, ss := net.Pipe()
-		srv, err := psftp.NewServer(ss)
-		if err != nil {
-			return nil, nil, err
-		}
-		go func() { _ = srv.Serve(); srv.Close() }()
-		cl, err := psftp.NewClientPipe(cs, cs)
-		if err != nil {
-			cs.Close()
-			return nil, nil, err
-		}
-		return cl, resetStreams{closers{cs, ss}}, nil
-	}
+	dial := pipesftp.Dialer(func(c io.Closer) io.Closer { return resetStreams{c} })
 	b, err := NewWithDialer(context.Background(), dial, t.TempDir(), Options{OpTimeout: 3 * time.Second, ConnectTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
