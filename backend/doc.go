@@ -29,8 +29,12 @@
 // Where a more precise POSIX condition is known, the error also matches the
 // syscall.Errno for it (syscall.ENOTEMPTY, syscall.ENOTDIR, syscall.EISDIR,
 // syscall.ENOSPC, ...). syscall.Errno values already satisfy errors.Is
-// against the fs sentinels, so backends may simply return an Errno. Any
-// other error is an I/O failure; the FUSE layer reports it as EIO.
+// against the fs sentinels, so backends may simply return an Errno. An
+// Errno in an error's chain always describes the file, never the
+// transport: a network backend must not let its socket's errno
+// (ECONNRESET, EPIPE, ETIMEDOUT, ...) be matched by errors.Is or
+// errors.As. Any other error is an I/O failure; the FUSE layer reports it
+// as EIO.
 //
 // # Contexts
 //

@@ -86,7 +86,13 @@ type Driver struct {
 
 	saveMu sync.Mutex
 
-	bg sync.WaitGroup
+	// bg counts the background remounts of Start; bgCtx bounds them and
+	// is cancelled by Shutdown. closing (guarded by mu) is set by
+	// Shutdown.
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	closing  bool
 
 	// release is the pending debounced memory release (see
 	// Config.ReleaseMemoryDelay), guarded by releaseMu.
@@ -171,6 +177,7 @@ func New(cfg Config) (*Driver, error) {
 		return nil, err
 	}
 	d := &Driver{cfg: cfg, log: log, store: st, vols: map[string]*vol{}}
+	d.bgCtx, d.bgCancel = context.WithCancel(context.Background())
 	for name, r := range recs {
 		v := &vol{name: name, rec: *r, state: "unmounted", restored: map[string]bool{}}
 		for _, id := range r.MountIDs {
@@ -240,12 +247,12 @@ func (d *Driver) Start() {
 			v.op.Lock()
 			defer v.op.Unlock()
 			d.mu.Lock()
-			skip := v.removed || len(v.rec.MountIDs) == 0 || v.mount != nil
+			skip := d.closing || v.removed || len(v.rec.MountIDs) == 0 || v.mount != nil
 			d.mu.Unlock()
 			if skip {
 				return
 			}
-			if err := d.mountLocked(context.Background(), v); err != nil {
+			if err := d.mountLocked(d.bgCtx, v); err != nil {
 				d.log.Error("remounting a volume that was in use before the restart failed; the next container start retries",
 					"volume", v.name, "error", err)
 				return
@@ -258,25 +265,46 @@ func (d *Driver) Start() {
 // Wait waits for background remounts started by Start.
 func (d *Driver) Wait() { d.bg.Wait() }
 
+// shutdownWait bounds how long Shutdown waits for operations that hold a
+// volume (a remount or a Mount request waiting for a slow server) before
+// it leaves that volume as it is; the other volumes are unmounted at once.
+const shutdownWait = 5 * time.Second
+
 // Shutdown unmounts every live mount but keeps the callers in the state,
 // so the next start remounts them. Used when the plugin is stopped.
+// Background remounts are cancelled first; volumes nobody holds are
+// unmounted at once, and one still held by a stuck operation is waited for
+// at most shutdownWait.
 func (d *Driver) Shutdown() {
-	d.bg.Wait()
 	d.mu.Lock()
+	d.closing = true
 	all := slices.Collect(maps.Values(d.vols))
 	d.mu.Unlock()
+	d.bgCancel()
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
+	defer cancel()
 	// In parallel: an unmount may wait up to a few seconds for its FUSE
 	// session (mounter.Mounted.Unmount), and a plugin being stopped with
 	// many volumes in use must not add those up.
 	var wg sync.WaitGroup
 	for _, v := range all {
 		wg.Go(func() {
-			v.op.Lock()
+			if !v.op.lockContext(ctx) {
+				d.log.Warn("volume still busy at shutdown (waiting for its server); left as it is", "volume", v.name, "waited", shutdownWait)
+				return
+			}
 			d.teardownLocked(v)
 			v.op.Unlock()
 		})
 	}
 	wg.Wait()
+	done := make(chan struct{})
+	go func() { d.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		d.log.Warn("a background remount did not end at shutdown", "waited", shutdownWait)
+	}
 }
 
 func (d *Driver) mountpoint(name string) string { return filepath.Join(d.cfg.MountRoot, name) }
@@ -496,13 +524,32 @@ func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) 
 		}
 	}
 	d.mu.Lock()
+	wasRestored := v.restored[req.ID]
 	delete(v.restored, req.ID)
-	if !slices.Contains(v.rec.MountIDs, req.ID) {
+	added := !slices.Contains(v.rec.MountIDs, req.ID)
+	if added {
 		v.rec.MountIDs = append(v.rec.MountIDs, req.ID)
 	}
 	count := len(v.rec.MountIDs)
 	d.mu.Unlock()
 	if err := d.save(); err != nil {
+		// Docker takes the error as a failed mount and will never send
+		// the Unmount for this caller: keeping it would hold the volume
+		// (and refuse its Remove) until the plugin restarts.
+		d.mu.Lock()
+		if added {
+			if i := slices.Index(v.rec.MountIDs, req.ID); i >= 0 {
+				v.rec.MountIDs = slices.Delete(v.rec.MountIDs, i, i+1)
+			}
+		}
+		if wasRestored {
+			v.restored[req.ID] = true
+		}
+		idle := len(v.rec.MountIDs) == 0
+		d.mu.Unlock()
+		if idle {
+			d.teardownLocked(v)
+		}
 		return nil, fmt.Errorf("volume %q: %w", req.Name, err)
 	}
 	d.log.Info("volume mounted", "volume", req.Name, "id", req.ID, "mounts", count)

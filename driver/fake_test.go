@@ -28,6 +28,7 @@ type fakeMounter struct {
 	maxLive   int                   // most mounts ever live on one mountpoint
 	checks    int
 	block     chan struct{} // when non-nil, Mount waits on it
+	blockMP   string        // when set, only Mount on this mountpoint waits on block
 	failMount error
 }
 
@@ -71,6 +72,9 @@ func (f *fakeMounter) Canonical(opts map[string]string) (map[string]string, erro
 func (f *fakeMounter) Mount(ctx context.Context, opts map[string]string, mp string) (Mount, error) {
 	f.mu.Lock()
 	block, failErr := f.block, f.failMount
+	if f.blockMP != "" && f.blockMP != mp {
+		block = nil
+	}
 	f.mu.Unlock()
 	if block != nil {
 		select {

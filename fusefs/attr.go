@@ -47,19 +47,7 @@ func unixPerm(m fs.FileMode) uint32 {
 }
 
 // goPerm is the inverse of unixPerm for the low 12 bits of m.
-func goPerm(m uint32) fs.FileMode {
-	p := fs.FileMode(m & 0o777)
-	if m&syscall.S_ISUID != 0 {
-		p |= fs.ModeSetuid
-	}
-	if m&syscall.S_ISGID != 0 {
-		p |= fs.ModeSetgid
-	}
-	if m&syscall.S_ISVTX != 0 {
-		p |= fs.ModeSticky
-	}
-	return p
-}
+func goPerm(m uint32) fs.FileMode { return backend.ModeFromUnix(m & 0o7777) }
 
 // fillAttr presents a backend FileInfo to the kernel, applying the
 // owner mapping and the umask. Ino is left to go-fuse, which owns inode

@@ -29,12 +29,6 @@ func toErrno(log *slog.Logger, op, name string, err error) syscall.Errno {
 			// a failed operation; treat it as an unexplained failure.
 			break
 		}
-		if transportErrno(errno) {
-			// A socket error from the backend's connection (found by
-			// the soak test: readdir failed with ECONNRESET) is not a
-			// condition of the file; applications expect EIO.
-			break
-		}
 		return errno
 	case errors.Is(err, fs.ErrNotExist):
 		return syscall.ENOENT
@@ -60,17 +54,4 @@ func toErrno(log *slog.Logger, op, name string, err error) syscall.Errno {
 	}
 	log.Warn("storage operation failed", "op", op, "path", name, "err", err)
 	return syscall.EIO
-}
-
-// transportErrno reports errnos that only networking produces; they reach
-// here wrapped in a backend's connection failure and mean "I/O error" for
-// the file.
-func transportErrno(e syscall.Errno) bool {
-	switch e {
-	case syscall.ECONNRESET, syscall.ECONNABORTED, syscall.ECONNREFUSED, syscall.EPIPE,
-		syscall.ENOTCONN, syscall.ETIMEDOUT, syscall.ENETUNREACH, syscall.EHOSTUNREACH,
-		syscall.ENETDOWN, syscall.EHOSTDOWN, syscall.ENETRESET:
-		return true
-	}
-	return false
 }

@@ -2,6 +2,7 @@ package fusefs_test
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,14 +15,15 @@ import (
 )
 
 // unreachableBackend fails every stat with a connection error while down
-// is set, as an SFTP backend does while its server is unreachable.
+// is set, as an SFTP backend does while its server is unreachable: an
+// error without an errno (the contract keeps socket errnos out).
 type unreachableBackend struct {
 	backend.Backend
 	down atomic.Bool
 }
 
 func (u *unreachableBackend) fail(name string) error {
-	return &fs.PathError{Op: "stat", Path: name, Err: syscall.ECONNRESET}
+	return &fs.PathError{Op: "stat", Path: name, Err: errors.New("not connected to the server (reconnecting; last error: connection reset by peer)")}
 }
 
 func (u *unreachableBackend) Stat(ctx context.Context, name string) (backend.FileInfo, error) {

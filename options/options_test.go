@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/sftpfs/sftpfs/backend/sftp"
 	"github.com/sftpfs/sftpfs/fusefs"
 )
 
@@ -574,5 +575,47 @@ func TestBackendValidation(t *testing.T) {
 	var oe *Error
 	if err == nil || !strings.Contains(err.Error(), `"rot13"`) || !errors.As(err, &oe) || oe.Option != "ciphers" {
 		t.Errorf("unsupported cipher: %v", err)
+	}
+}
+
+// Every problem sftp.Config.Validate reports names a field that is an
+// option of the table, and the option error points at that option (the
+// options used to guess it from the message's first word, which made a
+// "max packet ..." message blame the host).
+func TestBackendErrorsNameTheirOption(t *testing.T) {
+	bad := sftp.Config{
+		Host: "a b", Port: -1, Path: "x\x00", PasswordFile: "/p", Password: []byte("pw"),
+		CertificateFile: "/c", IdentityInline: [][]byte{{}}, InsecureIgnoreHostKey: true,
+		HostKeys: []string{"SHA256:short"}, ConnectTimeout: -1, OpTimeout: -1,
+		KeepaliveInterval: -1, KeepaliveCountMax: -1, Ciphers: []string{"rot13"}, MaxPacket: 1 << 30,
+	}
+	err := bad.Validate()
+	errs := backendErrors(err)
+	if len(errs) < 14 {
+		t.Fatalf("Validate found %d problems, want at least 14: %v", len(errs), err)
+	}
+	seen := map[string]bool{}
+	for _, e := range errs {
+		o, ok := Lookup(e.Option)
+		if !ok || o.Name != e.Option {
+			t.Errorf("%q: option %q is not in the table", e.Msg, e.Option)
+		}
+		if !strings.HasPrefix(e.Msg, e.Option) && !strings.Contains(e.Msg, e.Option) {
+			t.Errorf("%q does not mention the option %q it is attributed to", e.Msg, e.Option)
+		}
+		seen[e.Option] = true
+	}
+	for _, want := range []string{OptHost, OptPort, OptPath, OptPassword, OptIdentityB64, OptInsecureIgnoreHostKey,
+		OptHostKey, OptConnectTimeout, OptOpTimeout, OptKeepalive, OptKeepaliveCount, OptCiphers, OptMaxPacket} {
+		if !seen[want] {
+			t.Errorf("no error attributed to %q; got %v", want, errs)
+		}
+	}
+	// Each joined error is a typed field error.
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var fe *sftp.FieldError
+		if !errors.As(e, &fe) || fe.Field == "" {
+			t.Errorf("%v is not a *sftp.FieldError with a field", e)
+		}
 	}
 }

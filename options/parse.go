@@ -711,25 +711,34 @@ func (p *parser) buildSFTP(cfg *Config) {
 		return
 	}
 	// The backend's own validation knows what it supports (ciphers, key
-	// formats); its messages start with the option name.
-	if err := c.Validate(); err != nil {
-		var list []error
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			list = j.Unwrap()
-		} else {
-			list = []error{err}
-		}
-		for _, e := range list {
-			name := strings.FieldsFunc(e.Error(), func(r rune) bool { return r == ' ' || r == ':' })
-			opt := OptHost
-			if len(name) > 0 {
-				if o, ok := Lookup(name[0]); ok {
-					opt = o.Name
-				}
-			}
-			p.fail(&Error{Option: opt, Msg: e.Error()})
-		}
+	// formats).
+	for _, e := range backendErrors(c.Validate()) {
+		p.fail(e)
 	}
+}
+
+// backendErrors turns the error of sftp.Config.Validate into option
+// errors, each naming the option its *sftp.FieldError names.
+func backendErrors(err error) []*Error {
+	if err == nil {
+		return nil
+	}
+	list := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	}
+	out := make([]*Error, 0, len(list))
+	for _, e := range list {
+		opt := OptHost // the volume as a whole, when no field is named
+		var fe *sftp.FieldError
+		if errors.As(e, &fe) {
+			if o, ok := Lookup(fe.Field); ok {
+				opt = o.Name
+			}
+		}
+		out = append(out, &Error{Option: opt, Msg: e.Error()})
+	}
+	return out
 }
 
 // Canonical resolves names and aliases to canonical names and normalizes

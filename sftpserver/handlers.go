@@ -248,7 +248,7 @@ func (h *handlers) setstat(r *sftp.Request) error {
 		}
 	}
 	if flags.Permissions {
-		if err := h.b.Chmod(ctx, n, attrs.FileMode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)); err != nil {
+		if err := h.b.Chmod(ctx, n, attrs.FileMode()&backend.PermBits); err != nil {
 			return toStatus(err)
 		}
 	}

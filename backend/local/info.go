@@ -36,7 +36,7 @@ func infoFromUnix(name string, st *unix.Stat_t) backend.FileInfo {
 	return backend.FileInfo{
 		Name:    name,
 		Size:    st.Size,
-		Mode:    modeFromUnix(st.Mode),
+		Mode:    backend.ModeFromUnix(st.Mode),
 		ModTime: time.Unix(st.Mtim.Unix()),
 		ATime:   time.Unix(st.Atim.Unix()),
 		UID:     st.Uid,
@@ -44,33 +44,4 @@ func infoFromUnix(name string, st *unix.Stat_t) backend.FileInfo {
 		Nlink:   uint32(st.Nlink),
 		Ino:     st.Ino,
 	}
-}
-
-// modeFromUnix maps st_mode to fs.FileMode the way package os does.
-func modeFromUnix(m uint32) fs.FileMode {
-	mode := fs.FileMode(m & 0o777)
-	switch m & unix.S_IFMT {
-	case unix.S_IFBLK:
-		mode |= fs.ModeDevice
-	case unix.S_IFCHR:
-		mode |= fs.ModeDevice | fs.ModeCharDevice
-	case unix.S_IFDIR:
-		mode |= fs.ModeDir
-	case unix.S_IFIFO:
-		mode |= fs.ModeNamedPipe
-	case unix.S_IFLNK:
-		mode |= fs.ModeSymlink
-	case unix.S_IFSOCK:
-		mode |= fs.ModeSocket
-	}
-	if m&unix.S_ISUID != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m&unix.S_ISGID != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m&unix.S_ISVTX != 0 {
-		mode |= fs.ModeSticky
-	}
-	return mode
 }

@@ -62,20 +62,6 @@ func (escapeError) Error() string {
 }
 func (escapeError) Unwrap() error { return syscall.EACCES }
 
-// invalid returns an error matching both fs.ErrInvalid and syscall.EINVAL;
-// a bare EINVAL does not match fs.ErrInvalid.
-func invalid(msg string) error { return invalidError{msg} }
-
-type invalidError struct{ msg string }
-
-func (e invalidError) Error() string {
-	if e.msg == "" {
-		return "invalid argument"
-	}
-	return e.msg + ": invalid argument"
-}
-func (e invalidError) Unwrap() []error { return []error{syscall.EINVAL, fs.ErrInvalid} }
-
 // fail builds the *fs.PathError the contract asks for and normalises a few
 // errors from the os package.
 func (b *Backend) fail(op, name string, err error) error {
@@ -87,7 +73,7 @@ func (b *Backend) fail(op, name string, err error) error {
 	case b.escapes != nil && err == b.escapes:
 		err = escapeError{}
 	case err == syscall.EINVAL:
-		err = invalidError{}
+		err = backend.Invalid("")
 	}
 	return &fs.PathError{Op: op, Path: name, Err: err}
 }
@@ -101,7 +87,7 @@ func (b *Backend) check(ctx context.Context, op, name string) error {
 		return &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("local backend is closed: %w", fs.ErrClosed)}
 	}
 	if !backend.ValidName(name) {
-		return &fs.PathError{Op: op, Path: name, Err: invalid("not a valid relative path (want backend.ValidName form: no leading or trailing slash, no empty, . or .. elements, no NUL)")}
+		return &fs.PathError{Op: op, Path: name, Err: backend.Invalid("not a valid relative path (want backend.ValidName form: no leading or trailing slash, no empty, . or .. elements, no NUL)")}
 	}
 	return nil
 }
@@ -229,9 +215,9 @@ func (b *Backend) OpenFile(ctx context.Context, name string, flag int, perm fs.F
 		return nil, err
 	}
 	if flag&os.O_APPEND != 0 {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: invalid("O_APPEND is not supported; the caller must strip it and write at explicit offsets")}
+		return nil, &fs.PathError{Op: "open", Path: name, Err: backend.Invalid("O_APPEND is not supported; the caller must strip it and write at explicit offsets")}
 	}
-	f, err := b.root.OpenFile(name, flag, perm&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))
+	f, err := b.root.OpenFile(name, flag, perm&backend.PermBits)
 	if err != nil {
 		return nil, b.fail("open", name, err)
 	}
@@ -320,7 +306,7 @@ func (b *Backend) Rename(ctx context.Context, oldname, newname string, flags bac
 		return err
 	}
 	if flags&^backend.RenameNoReplace != 0 {
-		return &fs.PathError{Op: "rename", Path: oldname, Err: invalid(fmt.Sprintf("unknown rename flags %#x", uint32(flags)))}
+		return &fs.PathError{Op: "rename", Path: oldname, Err: backend.Invalid(fmt.Sprintf("unknown rename flags %#x", uint32(flags)))}
 	}
 	if oldname == "." || newname == "." {
 		return &fs.PathError{Op: "rename", Path: oldname, Err: syscall.EBUSY}
@@ -398,7 +384,7 @@ func (b *Backend) Readlink(ctx context.Context, name string) (string, error) {
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) && pe.Err == syscall.EINVAL {
-			return "", &fs.PathError{Op: "readlink", Path: name, Err: invalid("not a symlink")}
+			return "", &fs.PathError{Op: "readlink", Path: name, Err: backend.Invalid("not a symlink")}
 		}
 		return "", b.fail("readlink", name, err)
 	}
@@ -424,7 +410,7 @@ func (b *Backend) Chmod(ctx context.Context, name string, mode fs.FileMode) erro
 	if err := b.check(ctx, "chmod", name); err != nil {
 		return err
 	}
-	if err := b.root.Chmod(name, mode&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)); err != nil {
+	if err := b.root.Chmod(name, mode&backend.PermBits); err != nil {
 		return b.fail("chmod", name, err)
 	}
 	return nil
@@ -467,7 +453,7 @@ func (b *Backend) Truncate(ctx context.Context, name string, size int64) error {
 		return err
 	}
 	if size < 0 {
-		return &fs.PathError{Op: "truncate", Path: name, Err: invalid("negative size")}
+		return &fs.PathError{Op: "truncate", Path: name, Err: backend.Invalid("negative size")}
 	}
 	f, err := b.root.OpenFile(name, os.O_WRONLY, 0)
 	if err != nil {
@@ -588,7 +574,7 @@ func (f *file) WriteAt(p []byte, off int64) (int, error) {
 
 func (f *file) Truncate(size int64) error {
 	if size < 0 {
-		return &fs.PathError{Op: "truncate", Path: f.name, Err: invalid("negative size")}
+		return &fs.PathError{Op: "truncate", Path: f.name, Err: backend.Invalid("negative size")}
 	}
 	if err := f.f.Truncate(size); err != nil {
 		return f.b.fail("truncate", f.name, err)

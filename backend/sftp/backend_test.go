@@ -3,7 +3,6 @@ package sftp
 import (
 	"context"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/sftpfs/sftpfs/backend"
 	"github.com/sftpfs/sftpfs/backend/backendtest"
+	"github.com/sftpfs/sftpfs/internal/pipesftp"
 	"github.com/sftpfs/sftpfs/internal/sshdtest"
 	"github.com/sftpfs/sftpfs/internal/testenv"
 )
@@ -22,31 +22,7 @@ const sftpServerPath = "/usr/lib/openssh/sftp-server"
 // pipeDialer serves each dial with an in-process pkg/sftp server over a
 // net.Pipe. Without a working directory the server takes paths as given,
 // so symlink targets stay verbatim; the backend root is absolute.
-func pipeDialer() Dialer {
-	return func(ctx context.Context) (*psftp.Client, io.Closer, error) {
-		cs, ss := net.Pipe()
-		srv, err := psftp.NewServer(ss)
-		if err != nil {
-			return nil, nil, err
-		}
-		go func() { _ = srv.Serve(); srv.Close() }()
-		cl, err := psftp.NewClientPipe(cs, cs)
-		if err != nil {
-			cs.Close()
-			return nil, nil, err
-		}
-		return cl, closers{cs, ss}, nil
-	}
-}
-
-type closers []io.Closer
-
-func (c closers) Close() error {
-	for _, x := range c {
-		x.Close()
-	}
-	return nil
-}
+func pipeDialer() Dialer { return pipesftp.Dialer(nil) }
 
 // execDialer runs OpenSSH's sftp-server binary over pipes.
 func execDialer(t testing.TB) Dialer {

@@ -133,55 +133,58 @@ func (c Config) withDefaults() Config {
 }
 
 // Validate checks the configuration without touching the network or the
-// files it names, so it can run when a volume is created. Errors name the
-// option (as spelled in the sftpfs option table) and never contain a
-// secret.
+// files it names, so it can run when a volume is created. The error
+// joins one *FieldError per problem (errors.As finds the first); messages
+// name the option (as spelled in the sftpfs option table) and never
+// contain a secret.
 func (c Config) Validate() error {
 	var errs []error
-	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	add := func(field, format string, a ...any) {
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, a...)})
+	}
 
 	if strings.TrimSpace(c.Host) == "" {
-		add("host is required: set host=NAME (or sshcmd=user@host:path)")
+		add("host", "host is required: set host=NAME (or sshcmd=user@host:path)")
 	} else if strings.ContainsAny(c.Host, " \t\n/@") {
-		add("host %q is not a host name or address", c.Host)
+		add("host", "host %q is not a host name or address", c.Host)
 	}
 	if c.Port < 0 || c.Port > 65535 {
-		add("port %d is out of range: use 1-65535 (default 22)", c.Port)
+		add("port", "port %d is out of range: use 1-65535 (default 22)", c.Port)
 	}
 	if strings.TrimSpace(c.User) == "" {
-		add("user is required: set user=NAME (or sshcmd=user@host:path)")
+		add("user", "user is required: set user=NAME (or sshcmd=user@host:path)")
 	}
 	if strings.ContainsRune(c.Path, 0) {
-		add("path contains a NUL byte")
+		add("path", "path contains a NUL byte")
 	}
 
 	if len(c.IdentityFiles) == 0 && len(c.IdentityInline) == 0 && c.PasswordFile == "" &&
 		len(c.Password) == 0 && c.AgentSocket == "" {
-		add("no authentication configured: set identity (a private key file), identity_b64, password_file or ssh_agent")
+		add("identity", "no authentication configured: set identity (a private key file), identity_b64, password_file or ssh_agent")
 	}
 	if c.PasswordFile != "" && len(c.Password) > 0 {
-		add("password and password_file are both set: keep only password_file")
+		add("password", "password and password_file are both set: keep only password_file")
 	}
 	if c.CertificateFile != "" && len(c.IdentityFiles) == 0 && len(c.IdentityInline) == 0 && c.AgentSocket == "" {
-		add("certificate is set but there is no private key for it: set identity or identity_b64")
+		add("certificate", "certificate is set but there is no private key for it: set identity or identity_b64")
 	}
 	for i, k := range c.IdentityInline {
 		if len(k) == 0 {
-			add("identity_b64 #%d is empty", i+1)
+			add("identity_b64", "identity_b64 #%d is empty", i+1)
 		}
 	}
 
 	if c.InsecureIgnoreHostKey {
 		if len(c.KnownHostsFiles) > 0 || len(c.HostKeys) > 0 {
-			add("insecure_ignore_host_key conflicts with known_hosts/hostkey: remove insecure_ignore_host_key")
+			add("insecure_ignore_host_key", "insecure_ignore_host_key conflicts with known_hosts/hostkey: remove insecure_ignore_host_key")
 		}
 	} else if len(c.KnownHostsFiles) == 0 && len(c.HostKeys) == 0 {
-		add("no host key verification configured: set known_hosts=FILE or hostkey=SHA256:... " +
+		add("hostkey", "no host key verification configured: set known_hosts=FILE or hostkey=SHA256:... "+
 			"(or, only for testing, insecure_ignore_host_key=true)")
 	}
 	for _, hk := range c.HostKeys {
 		if _, err := parsePinnedKey(hk); err != nil {
-			add("hostkey %q: %v", hk, err)
+			add("hostkey", "hostkey %q: %v", hk, err)
 		}
 	}
 	for _, hk := range c.JumpHostKeys {
@@ -208,27 +211,27 @@ func (c Config) Validate() error {
 	}
 
 	if c.ConnectTimeout < 0 {
-		add("connect_timeout %v is negative", c.ConnectTimeout)
+		add("connect_timeout", "connect_timeout %v is negative", c.ConnectTimeout)
 	}
 	if c.OpTimeout < 0 {
-		add("op_timeout %v is negative", c.OpTimeout)
+		add("op_timeout", "op_timeout %v is negative", c.OpTimeout)
 	}
 	if c.KeepaliveInterval < 0 {
-		add("keepalive %v is negative: use 0 for the default (%v)", c.KeepaliveInterval, DefaultKeepaliveInterval)
+		add("keepalive", "keepalive %v is negative: use 0 for the default (%v)", c.KeepaliveInterval, DefaultKeepaliveInterval)
 	}
 	if c.KeepaliveCountMax < 0 {
-		add("keepalive_count %d is negative", c.KeepaliveCountMax)
+		add("keepalive_count", "keepalive_count %d is negative", c.KeepaliveCountMax)
 	}
 	if len(c.Ciphers) > 0 {
 		known := supportedCiphers()
 		for _, ci := range c.Ciphers {
 			if !contains(known, ci) {
-				add("ciphers: %q is not supported; supported: %s", ci, strings.Join(known, ","))
+				add("ciphers", "ciphers: %q is not supported; supported: %s", ci, strings.Join(known, ","))
 			}
 		}
 	}
 	if c.MaxPacket < 0 || c.MaxPacket > maxMaxPacket {
-		add("max packet %d is out of range: use 1-%d (default %d)", c.MaxPacket, maxMaxPacket, DefaultMaxPacket)
+		add("max_packet", "max_packet %d is out of range: use 1-%d (default %d)", c.MaxPacket, maxMaxPacket, DefaultMaxPacket)
 	}
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/sftpfs/sftpfs/backend"
 	"github.com/sftpfs/sftpfs/internal/sshdtest"
 )
 
@@ -43,7 +44,7 @@ func TestCreateModeSSHD(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: Stat: %v", tc.name, err)
 		}
-		if got := fi.Mode & modeBits; got != tc.perm || !fi.Mode.IsRegular() {
+		if got := fi.Mode & backend.PermBits; got != tc.perm || !fi.Mode.IsRegular() {
 			t.Errorf("%s: handle Stat mode %v, want regular %v", tc.name, fi.Mode, tc.perm)
 		}
 		if err := f.Close(); err != nil {
@@ -53,7 +54,7 @@ func TestCreateModeSSHD(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := st.Mode() & modeBits; got != tc.perm {
+		if got := st.Mode() & backend.PermBits; got != tc.perm {
 			t.Errorf("%s: mode on the server %v, want %v", tc.name, st.Mode(), tc.perm)
 		}
 	}
@@ -69,7 +70,7 @@ func TestCreateModeSSHD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi, err := f.Stat(); err != nil || fi.Mode&modeBits != 0o600 {
+	if fi, err := f.Stat(); err != nil || fi.Mode&backend.PermBits != 0o600 {
 		t.Errorf("existing file: Stat = %v, %v; want mode 0600", fi.Mode, err)
 	}
 	f.Close()
@@ -94,7 +95,7 @@ func TestCreateModeSSHD(t *testing.T) {
 	if err := b.Chmod(ctx, "chmodded", 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if fi, err := f.Stat(); err != nil || fi.Mode&modeBits != 0o700 {
+	if fi, err := f.Stat(); err != nil || fi.Mode&backend.PermBits != 0o700 {
 		t.Errorf("after Chmod by path: Stat mode %v, %v; want 0700", fi.Mode, err)
 	}
 	f.Close()

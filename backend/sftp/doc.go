@@ -82,8 +82,10 @@
 // such file" and "permission denied"; everything else is
 // SSH_FX_FAILURE. Where the backend contract needs a precise errno
 // (EEXIST, ENOTEMPTY, EISDIR, ENOTDIR, EINVAL for Readlink) a follow-up
-// Lstat decides. Connection failures and timeouts are plain errors (EIO
-// at the FUSE layer).
+// Lstat decides. Connection failures and timeouts are I/O errors whose
+// chain never matches a syscall.Errno, not even the socket's (ECONNRESET,
+// EPIPE, ...), which says nothing about the file: the FUSE layer reports
+// them as EIO.
 //
 // # Limits
 //

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"syscall"
 
 	psftp "github.com/pkg/sftp"
+
+	"github.com/sftpfs/sftpfs/backend"
 )
 
 // SFTP status codes (draft-ietf-secsh-filexfer-13 section 9.1; OpenSSH
@@ -77,7 +80,9 @@ func errnoFor(code uint32) syscall.Errno {
 func classify(err error) syscall.Errno {
 	var se *psftp.StatusError
 	switch {
-	case err == nil:
+	case err == nil, isTransportErr(err):
+		// A socket's errno (ECONNRESET, EPIPE, ...) says what happened
+		// to the connection, not to the file.
 		return 0
 	case errors.As(err, &se):
 		return errnoFor(se.Code)
@@ -117,24 +122,51 @@ func pathErr(op, name string, err error) error {
 	if errno := classify(err); errno != 0 {
 		return &fs.PathError{Op: op, Path: name, Err: errno}
 	}
-	return &fs.PathError{Op: op, Path: name, Err: describe(err)}
+	return &fs.PathError{Op: op, Path: name, Err: ioError{describe(err)}}
+}
+
+// isTransportErr reports whether err is a failure of the network below
+// SFTP: a connection the backend declared broken, or an error of the
+// socket itself (the only source of a syscall.Errno here, since pkg/sftp
+// never turns a server status into one).
+func isTransportErr(err error) bool {
+	var ce *connError
+	var oe *net.OpError
+	var se *os.SyscallError
+	return errors.As(err, &ce) || errors.As(err, &oe) || errors.As(err, &se) || errors.Is(err, net.ErrClosed)
+}
+
+// ioError is an I/O failure without a POSIX meaning (a broken connection,
+// a timeout, a generic server failure). It keeps err's text and lets
+// errors.Is and errors.As reach err's chain (context.DeadlineExceeded,
+// *psftp.StatusError, ...), except for a syscall.Errno: the contract
+// reserves an Errno in the chain for a condition of the file, and a
+// socket's ECONNRESET is not one (the FUSE layer reports this as EIO).
+type ioError struct{ err error }
+
+func (e ioError) Error() string { return e.err.Error() }
+
+func (e ioError) Is(target error) bool {
+	if _, ok := target.(syscall.Errno); ok {
+		return false
+	}
+	return errors.Is(e.err, target)
+}
+
+func (e ioError) As(target any) bool {
+	if _, ok := target.(*syscall.Errno); ok {
+		return false
+	}
+	return errors.As(e.err, target)
 }
 
 // errnoErr is pathErr with a known errno.
 func errnoErr(op, name string, errno syscall.Errno) error {
 	if errno == syscall.EINVAL {
-		return &fs.PathError{Op: op, Path: name, Err: invalidArgument{}}
+		return &fs.PathError{Op: op, Path: name, Err: backend.Invalid("")}
 	}
 	return &fs.PathError{Op: op, Path: name, Err: errno}
 }
-
-// invalidArgument is EINVAL that also matches fs.ErrInvalid, which the
-// contract promises and syscall.Errno does not provide.
-type invalidArgument struct{}
-
-func (invalidArgument) Error() string        { return "invalid argument" }
-func (invalidArgument) Is(target error) bool { return target == fs.ErrInvalid }
-func (invalidArgument) Unwrap() error        { return syscall.EINVAL }
 
 // describe turns the leftover (I/O) errors into readable text without
 // losing the chain.
@@ -191,3 +223,14 @@ func isConnErr(t *transport, err error) bool {
 	// trusted. pkg/sftp never turns a server status into an Errno.
 	return true
 }
+
+// FieldError is one problem Config.Validate found. Field is the setting to
+// change, named as in the sftpfs option table (host, port, identity,
+// hostkey, max_packet, ...), so a caller can point at the option without
+// parsing Msg; Msg says what is wrong and how to fix it, without secrets.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Msg }

@@ -66,7 +66,7 @@ func (b *Backend) OpenFile(ctx context.Context, name string, flag int, perm fs.F
 		err = f.open(ctx, fl)
 		if err == nil {
 			if fl&os.O_EXCL != 0 {
-				if err := f.fixMode(perm & modeBits); err != nil {
+				if err := f.fixMode(perm & backend.PermBits); err != nil {
 					f.Close()
 					return nil, pathErr("open", name, err)
 				}
@@ -117,22 +117,43 @@ type opened struct {
 }
 
 // handle returns a handle valid on t, re-opening the file if its handle
-// belongs to an older transport.
+// belongs to an older transport. The re-open runs without f.mu, so that
+// Close and the file's other calls do not wait for a slow server; of two
+// concurrent re-opens the first to finish is kept and the other closed.
 func (f *File) handle(t *transport) (*psftp.File, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
+	closed, ft, fh := f.closed, f.t, f.h
+	f.mu.Unlock()
+	switch {
+	case closed:
 		return nil, os.ErrClosed
-	}
-	if f.t == t {
-		return f.h, nil
+	case ft == t:
+		return fh, nil
 	}
 	h, err := t.client.OpenFile(f.path, f.reopen)
 	if err != nil {
 		return nil, err
 	}
+	f.mu.Lock()
+	closed, ft, fh = f.closed, f.t, f.h
+	if !closed && ft != t && (ft == nil || ft.gen < t.gen) {
+		f.t, f.h = t, h
+	}
+	f.mu.Unlock()
+	switch {
+	case closed:
+		// Close ran meanwhile and saw the old handle: this one is ours
+		// to close.
+		h.Close()
+		return nil, os.ErrClosed
+	case ft == t:
+		h.Close()
+		return fh, nil
+	case ft != nil && ft.gen > t.gen:
+		h.Close()
+		return nil, &connError{errors.New("the sftp connection was replaced during the re-open")}
+	}
 	f.b.log.Info("re-opened file after reconnect", "name", f.name, "generation", t.gen)
-	f.t, f.h = t, h
 	return h, nil
 }
 
@@ -168,7 +189,7 @@ func (f *File) fixMode(mode fs.FileMode) error {
 		// connection fails that too.
 		return f.chmod(mode)
 	}
-	if fi.Mode()&modeBits == mode {
+	if fi.Mode()&backend.PermBits == mode {
 		f.mu.Lock()
 		f.fresh, f.freshGen = fi, gen
 		f.mu.Unlock()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
@@ -95,12 +94,24 @@ type dirEntry struct {
 type dirLister struct {
 	rejected atomic.Int64
 
+	// mu guards the fields below and is never held across a network
+	// round trip: one slow session open must not hold up the listings
+	// and reconnects of the whole mount.
 	mu          sync.Mutex
 	t           *transport // the transport cl and unsupported refer to
 	cl          *listClient
+	opening     chan struct{} // closed when the open in flight ends; nil if none
 	unsupported bool
 	warned      bool
 }
+
+// listOpenPatience is how long a listing waits for a session that
+// another listing is opening before it opens one of its own. Opening
+// costs three round trips (channel, subsystem, INIT), so a healthy open
+// ends well within it and concurrent first listings share one session;
+// a stuck one (a server that never answers that channel) delays the
+// others by this much, not by op_timeout.
+const listOpenPatience = 2 * time.Second
 
 // ReadDir lists a directory with the names exactly as the server sent
 // them, rejecting those that are not a single path element (see above).
@@ -181,27 +192,62 @@ func (d *dirLister) list(ctx context.Context, t *transport, p string, log *slog.
 	return cl.list(ctx, p)
 }
 
-// client returns the listing session of t, opening it if needed.
-// Opening happens under d.mu, so concurrent first listings share one
-// session; it is bounded like the call that triggers it (call's
-// op_timeout kills t, which closes the stream under a stuck open).
+// client returns the listing session of t, opening it if needed. The
+// open runs without d.mu (see listOpenPatience); when two opens race, the
+// first installed session wins and the other is closed.
 func (d *dirLister) client(t *transport, log *slog.Logger) (*listClient, error) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.t != t {
-		if d.cl != nil {
-			d.cl.fail(errors.New("connection replaced"))
+	cl, wait, err := d.current(t)
+	d.mu.Unlock()
+	if cl != nil || err != nil {
+		return cl, err
+	}
+	if wait != nil {
+		timer := time.NewTimer(listOpenPatience)
+		select {
+		case <-wait:
+		case <-t.dead:
+		case <-timer.C:
 		}
-		d.t, d.cl, d.unsupported = t, nil, false
+		timer.Stop()
+		d.mu.Lock()
+		cl, _, err = d.current(t)
+		d.mu.Unlock()
+		if cl != nil || err != nil {
+			return cl, err
+		}
 	}
-	if d.unsupported {
-		return nil, errNoListSession
+	mine := make(chan struct{})
+	d.mu.Lock()
+	if d.opening == nil {
+		d.opening = mine
 	}
-	if d.cl != nil && !d.cl.isDead() {
-		return d.cl, nil
+	d.mu.Unlock()
+
+	cl, err = openListClient(t)
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.opening == mine {
+		d.opening = nil
 	}
-	cl, err := openListClient(t)
-	if errors.Is(err, errNoListSession) {
+	close(mine)
+	won, cur, curErr := d.current(t)
+	switch {
+	case won != nil || curErr != nil:
+		// Another listing installed a session first (or the transport
+		// is gone): use that and drop ours.
+		if err == nil {
+			cl.fail(errors.New("another listing session was opened first"))
+		}
+		return won, curErr
+	case errors.Is(err, errNoListSession):
+		if cur != nil {
+			// Another open is still going (a refusal may be the
+			// server's session limit): list without a session this
+			// once rather than give up on sessions.
+			return nil, err
+		}
 		d.unsupported = true
 		// A bare errNoListSession is a transport without sessions (a
 		// pipe); only a server's refusal is worth a warning.
@@ -211,12 +257,35 @@ func (d *dirLister) client(t *transport, log *slog.Logger) (*listClient, error) 
 				"where a name with '/' is reduced to its last element instead of being rejected", "error", err)
 		}
 		return nil, err
-	}
-	if err != nil {
+	case err != nil:
 		return nil, err
 	}
 	d.cl = cl
 	return cl, nil
+}
+
+// current returns, for a listing on t, the live session to use, or else
+// the channel of an open in flight (nil if none), or else an error:
+// errNoListSession when t cannot have sessions, a connection error when t
+// is older than the transport d already moved to. It switches d to t
+// when t is newer. d.mu must be held.
+func (d *dirLister) current(t *transport) (*listClient, chan struct{}, error) {
+	if d.t != t {
+		if d.t != nil && d.t.gen > t.gen {
+			return nil, nil, &connError{errors.New("the sftp connection was replaced during the listing")}
+		}
+		if d.cl != nil {
+			d.cl.fail(errors.New("connection replaced"))
+		}
+		d.t, d.cl, d.opening, d.unsupported = t, nil, nil, false
+	}
+	if d.unsupported {
+		return nil, nil, errNoListSession
+	}
+	if d.cl != nil && !d.cl.isDead() {
+		return d.cl, nil, nil
+	}
+	return nil, d.opening, nil
 }
 
 // openListClient opens and initializes a listing session on t.
@@ -633,7 +702,7 @@ func (d *decoder) attrs() backend.FileInfo {
 		fi.UID, fi.GID = d.u32(), d.u32()
 	}
 	if flags&attrPerm != 0 {
-		fi.Mode = posixMode(d.u32())
+		fi.Mode = backend.ModeFromUnix(d.u32())
 	}
 	if flags&attrACModT != 0 {
 		at, mt := d.u32(), d.u32()
@@ -655,33 +724,4 @@ func (d *decoder) attrs() backend.FileInfo {
 		}
 	}
 	return fi
-}
-
-// posixMode converts a POSIX st_mode to an fs.FileMode.
-func posixMode(m uint32) fs.FileMode {
-	mode := fs.FileMode(m & 0o777)
-	switch m & 0o170000 {
-	case 0o040000:
-		mode |= fs.ModeDir
-	case 0o120000:
-		mode |= fs.ModeSymlink
-	case 0o060000:
-		mode |= fs.ModeDevice
-	case 0o020000:
-		mode |= fs.ModeDevice | fs.ModeCharDevice
-	case 0o010000:
-		mode |= fs.ModeNamedPipe
-	case 0o140000:
-		mode |= fs.ModeSocket
-	}
-	if m&0o4000 != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		mode |= fs.ModeSticky
-	}
-	return mode
 }

@@ -316,11 +316,8 @@ func (b *Backend) Mkdir(ctx context.Context, name string, perm fs.FileMode) erro
 		}
 		return pathErr("mkdir", name, err)
 	}
-	return pathErr("mkdir", name, b.do(ctx, true, func(cl *psftp.Client) error { return cl.Chmod(p, perm&modeBits) }))
+	return pathErr("mkdir", name, b.do(ctx, true, func(cl *psftp.Client) error { return cl.Chmod(p, perm&backend.PermBits) }))
 }
-
-// modeBits are the mode bits Chmod and creation pass on.
-const modeBits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
 
 // Remove removes a non-directory. pkg/sftp's Remove falls back to RMDIR,
 // so a directory is refused up front (a directory appearing between the
@@ -562,7 +559,7 @@ func (b *Backend) Chmod(ctx context.Context, name string, mode fs.FileMode) erro
 	if err != nil {
 		return err
 	}
-	return pathErr("chmod", name, b.do(ctx, true, func(cl *psftp.Client) error { return cl.Chmod(p, mode&modeBits) }))
+	return pathErr("chmod", name, b.do(ctx, true, func(cl *psftp.Client) error { return cl.Chmod(p, mode&backend.PermBits) }))
 }
 
 // Chown sets the numeric owner; SFTP needs both ids, so -1 is filled in

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -288,5 +289,18 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestResetConnWriteFailsWithEPIPE(t *testing.T) {
+	c, err := ResetConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.Write([]byte("x"))
+	var oe *net.OpError
+	if !errors.As(err, &oe) || !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("write on a reset connection: %v, want a *net.OpError with EPIPE", err)
 	}
 }
