@@ -189,25 +189,25 @@ func (c Config) Validate() error {
 	}
 	for _, hk := range c.JumpHostKeys {
 		if _, err := parsePinnedKey(hk); err != nil {
-			add("jump_hostkey %q: %v", hk, err)
+			add("jump_hostkey", "jump_hostkey %q: %v", hk, err)
 		}
 	}
 	if len(c.JumpHostKeys) > 0 && len(c.JumpHosts) == 0 {
-		add("jump_hostkey is set but proxy_jump is not: give proxy_jump=[user@]host[:port] or remove jump_hostkey")
+		add("jump_hostkey", "jump_hostkey is set but proxy_jump is not: give proxy_jump=[user@]host[:port] or remove jump_hostkey")
 	}
 	if len(c.JumpHosts) > 0 && !c.InsecureIgnoreHostKey && len(c.KnownHostsFiles) == 0 && len(c.JumpHostKeys) == 0 {
-		add("proxy_jump: no host key verification for the jump hosts: set jump_hostkey=SHA256:... (`ssh-keyscan BASTION | ssh-keygen -lf -`) or a known_hosts file that lists them")
+		add("proxy_jump", "proxy_jump: no host key verification for the jump hosts: set jump_hostkey=SHA256:... (`ssh-keyscan BASTION | ssh-keygen -lf -`) or a known_hosts file that lists them")
 	}
 	for i, j := range c.JumpHosts {
 		if strings.TrimSpace(j.Host) == "" || strings.ContainsAny(j.Host, " \t\n/@") {
-			add("proxy_jump: hop %d: host %q is not a host name or address", i+1, j.Host)
+			add("proxy_jump", "proxy_jump: hop %d: host %q is not a host name or address", i+1, j.Host)
 		}
 		if j.Port < 0 || j.Port > 65535 {
-			add("proxy_jump: hop %d: port %d is out of range: use 1-65535 (default 22)", i+1, j.Port)
+			add("proxy_jump", "proxy_jump: hop %d: port %d is out of range: use 1-65535 (default 22)", i+1, j.Port)
 		}
 	}
 	if c.IdentitiesOnly && len(c.IdentityFiles) == 0 && len(c.IdentityInline) == 0 {
-		add("identities_only is set but no key is named: give identity=KEYFILE (identities_only keeps the agent's other keys out)")
+		add("identities_only", "identities_only is set but no key is named: give identity=KEYFILE (identities_only keeps the agent's other keys out)")
 	}
 
 	if c.ConnectTimeout < 0 {
