@@ -39,11 +39,14 @@ var rules = []rule{
 			// the backend contract (backend.Statuser), drop this line.
 			"backend/sftp": "connection status read from sftp.Backend (until backend.Statuser)",
 		}},
-	{pkg: "cmd/", may: []string{"backend", "backend/", "fusefs", "sftpserver", "options", "mounter", "driver", "internal/"}},
+	// sshcompat turns ssh/sshfs/mount(8) habits into our options.
+	{pkg: "sshcompat", may: []string{"options", "internal/"}},
+	{pkg: "cmd/", may: []string{"backend", "backend/", "fusefs", "sftpserver", "options", "sshcompat", "mounter", "driver", "internal/"}},
 	// Test harnesses drive the built binary and Docker from outside.
 	{pkg: "bench", may: []string{"internal/"}},
 	{pkg: "bench/", may: []string{"internal/"}},
 	{pkg: "soak", may: []string{"internal/"}},
+	{pkg: "scripts", may: []string{"internal/"}},
 	{pkg: "e2e", may: []string{"internal/"}},
 	{pkg: "e2e/", may: []string{"internal/"}},
 }
