@@ -13,6 +13,12 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/sftpfs/sftpfs/backend/metered"
+	"github.com/sftpfs/sftpfs/internal/admin"
+	"github.com/sftpfs/sftpfs/internal/logx"
 	"github.com/sftpfs/sftpfs/internal/mountinfo"
 	"github.com/sftpfs/sftpfs/mounter"
 	"github.com/sftpfs/sftpfs/options"
@@ -142,7 +148,9 @@ func runMount(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(2, "%v", err)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	levelVar := new(slog.LevelVar)
+	levelVar.Set(cfg.LogLevel)
+	log := slog.New(logx.NewHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}), levelVar))
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
@@ -169,7 +177,19 @@ func runMount(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	// This process only serves the mount; it never opens files in it.
 	cfg.FS.ServeOnly = true
-	m, err := mounter.Mount(ctx, cfg, mp, log)
+	obs := mounter.Observe{Log: log, Name: mp}
+	if cfg.MetricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		obs.Metrics = metered.New(reg)
+		srv, err := admin.Listen(cfg.MetricsAddr, admin.Handler(reg, levelVar, log), log)
+		if err != nil {
+			stop()
+			return fail(2, "-o metrics: %v", err)
+		}
+		defer srv.Close()
+	}
+	m, err := mounter.MountObserved(ctx, cfg, mp, obs)
 	interrupted := ctx.Err() != nil
 	stop()
 	if err != nil {
