@@ -416,7 +416,7 @@ func (c *conn) reconnectLoop() {
 		case perm && !wasFailed:
 			c.every.Restart(now)
 			c.log.Error("volume failed: the server refused the connection for a reason retrying will not fix; "+
-				"calls fail with this error until it is fixed, attempts go on rarely", "error", err.Error(), "retry_in", wait.Round(time.Second))
+				"calls fail with this error until it is fixed, attempts go on rarely", "error", err.Error(), "retry_in", wait.Round(time.Millisecond))
 		case !perm && wasFailed:
 			c.every.Restart(now)
 			c.log.Warn("the server no longer refuses the connection; reconnecting", "error", err.Error(), "retry_in", wait.Round(time.Millisecond))
