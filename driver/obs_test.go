@@ -329,3 +329,37 @@ func TestMetricsPerVolume(t *testing.T) {
 		t.Errorf("log lines without volume=:\n%s", strings.Join(bad, "\n"))
 	}
 }
+
+// The debug volume option raises that volume's level inside the plugin:
+// its debug lines are logged while the process stays at info, and the
+// other volume's are not.
+func TestVolumeDebugOption(t *testing.T) {
+	dir := t.TempDir()
+	c, sink, _, _ := obsDriver(t, filepath.Join(dir, "secrets"), nil)
+	for _, v := range []struct{ name, debug string }{{"dbg", "true"}, {"plain", "false"}} {
+		data := filepath.Join(dir, v.name)
+		if err := os.Mkdir(data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		c.mustOK("Create", volume.CreateRequest{Name: v.name, Options: map[string]string{"local": data, "debug": v.debug}}, nil)
+		c.mustOK("Mount", volume.MountRequest{Name: v.name, ID: "x"}, nil)
+		c.mustOK("Unmount", volume.UnmountRequest{Name: v.name, ID: "x"}, nil)
+	}
+	var dbg, plain int
+	for _, l := range sink.lines() {
+		if !strings.Contains(l, "level=DEBUG") {
+			continue
+		}
+		switch {
+		case strings.Contains(l, "volume=dbg"):
+			dbg++
+		case strings.Contains(l, "volume=plain"):
+			plain++
+		default:
+			t.Errorf("debug line of no volume at process level info: %s", l)
+		}
+	}
+	if dbg == 0 || plain != 0 {
+		t.Errorf("debug lines: %d of the debug=true volume (want some), %d of the other (want 0)", dbg, plain)
+	}
+}
