@@ -115,10 +115,28 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// opNames are the values of the op label.
+func opNames() []string {
+	return []string{"stat", "lstat", "readdir", "open", "mkdir", "remove", "rmdir", "rename", "symlink", "readlink",
+		"link", "chmod", "chown", "chtimes", "truncate", "statfs", "read", "write", "ftruncate", "fsync", "fstat", "close"}
+}
+
+// opMetrics are the series of one op of one volume, looked up once at
+// Wrap: a label lookup hashes the label values under a lock on every
+// call, a map of ready series does not.
+type opMetrics struct {
+	n prometheus.Counter
+	d prometheus.Observer
+}
+
 // Wrap returns b instrumented under the volume's name. Closing the result
 // closes b and stops its state series.
 func (m *Metrics) Wrap(volume string, b backend.Backend) *Backend {
-	w := &Backend{b: b, m: m, vol: volume, read: m.read.WithLabelValues(volume), written: m.written.WithLabelValues(volume)}
+	w := &Backend{b: b, m: m, vol: volume, read: m.read.WithLabelValues(volume), written: m.written.WithLabelValues(volume),
+		ops: map[string]opMetrics{}}
+	for _, op := range opNames() {
+		w.ops[op] = opMetrics{n: m.ops.WithLabelValues(volume, op), d: m.latency.WithLabelValues(volume, op)}
+	}
 	m.mu.Lock()
 	m.live[w] = volume
 	m.mu.Unlock()
@@ -131,6 +149,7 @@ type Backend struct {
 	m             *Metrics
 	vol           string
 	read, written prometheus.Counter
+	ops           map[string]opMetrics // read-only after Wrap
 }
 
 var (
@@ -140,8 +159,9 @@ var (
 
 // observe records one call of kind op that started at start.
 func (w *Backend) observe(op string, start time.Time, err error) {
-	w.m.ops.WithLabelValues(w.vol, op).Inc()
-	w.m.latency.WithLabelValues(w.vol, op).Observe(time.Since(start).Seconds())
+	om := w.ops[op]
+	om.n.Inc()
+	om.d.Observe(time.Since(start).Seconds())
 	if err != nil && !errors.Is(err, io.EOF) {
 		errno, _ := backend.Errno(err)
 		name := unix.ErrnoName(errno)
