@@ -26,7 +26,8 @@ type Metrics struct {
 	reconDsc *prometheus.Desc
 
 	mu   sync.Mutex
-	live map[*Backend]string // wrapped backends not yet closed -> volume
+	live map[*Backend]uint64 // wrapped backends not yet closed -> order of wrapping
+	seq  uint64
 }
 
 // New makes the metrics and registers them on reg.
@@ -64,7 +65,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		reconDsc: prometheus.NewDesc("sftpfs_reconnects_total",
 			"Connections re-established after a loss, for the volume's current mount.",
 			[]string{"volume"}, nil),
-		live: map[*Backend]string{},
+		live: map[*Backend]uint64{},
 	}
 	reg.MustRegister(m.ops, m.errs, m.read, m.written, m.latency, m.mounts, (*statusCollector)(m))
 	return m
@@ -96,10 +97,15 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
+	// A volume can have two live backends for a while: a remount while
+	// containers still hold the old mount. The newest is the one new
+	// containers get, so it speaks for the volume.
 	c.mu.Lock()
 	live := make(map[string]*Backend, len(c.live))
-	for b, v := range c.live {
-		live[v] = b // one live mount per volume; the newest wins
+	for b, n := range c.live {
+		if cur, ok := live[b.vol]; !ok || c.live[cur] < n {
+			live[b.vol] = b
+		}
 	}
 	c.mu.Unlock()
 	for v, b := range live {
@@ -138,7 +144,8 @@ func (m *Metrics) Wrap(volume string, b backend.Backend) *Backend {
 		w.ops[op] = opMetrics{n: m.ops.WithLabelValues(volume, op), d: m.latency.WithLabelValues(volume, op)}
 	}
 	m.mu.Lock()
-	m.live[w] = volume
+	m.seq++
+	m.live[w] = m.seq
 	m.mu.Unlock()
 	return w
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -183,4 +185,36 @@ func TestReconnectFailedState(t *testing.T) {
 	if dials := sd.dials.Load(); len(lines) > 16 || int64(len(lines)) >= dials {
 		t.Errorf("%d log lines for %d dials; want a bounded number:\n%s", len(lines), dials, strings.Join(lines, "\n"))
 	}
+}
+
+// A root directory removed on the server while the connection is down:
+// the reconnect finds it gone and the connection fails with that reason
+// instead of answering ENOENT for everything; recreating it heals.
+func TestReconnectRootGone(t *testing.T) {
+	sd := &switchDialer{}
+	root := filepath.Join(t.TempDir(), "vol")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewWithDialer(context.Background(), sd.dial, root, Options{
+		OpTimeout: 2 * time.Second, ConnectTimeout: time.Second,
+		Reconnect: ReconnectPolicy{MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+			FailedRetry: 50 * time.Millisecond, LogEvery: time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := os.Remove(root); err != nil {
+		t.Fatal(err)
+	}
+	b.c.kill(b.c.current(), errors.New("test: cut"))
+	st := waitState(t, b, backend.StateFailed)
+	if !strings.Contains(st.LastError, "no longer exists") || !strings.Contains(st.LastError, root) {
+		t.Errorf("LastError = %q, want the vanished directory", st.LastError)
+	}
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, b, backend.StateConnected)
 }
