@@ -175,10 +175,11 @@ type conn struct {
 
 func newConn(dial Dialer, o Options, log *slog.Logger) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
+	rp := o.Reconnect.withDefaults()
 	return &conn{
 		dial: dial, opTimeout: o.OpTimeout, kaInterval: o.KeepaliveInterval, kaCountMax: o.KeepaliveCountMax,
-		dialTimeout: o.ConnectTimeout, rp: o.Reconnect.withDefaults(), log: log, ctx: ctx, cancel: cancel, wake: make(chan struct{}),
-		every: logx.NewEvery(o.Reconnect.withDefaults().LogEvery),
+		dialTimeout: o.ConnectTimeout, rp: rp, log: log, ctx: ctx, cancel: cancel, wake: make(chan struct{}),
+		every: logx.NewEvery(rp.LogEvery),
 	}
 }
 

@@ -68,7 +68,7 @@ func (e *FailedError) Error() string {
 	return fmt.Sprintf("the volume failed and is not connected: %s", e.Reason)
 }
 
-// errRootGone is the check's verdict when the remote directory of the
+// rootGoneError is the check's verdict when the remote directory of the
 // volume no longer exists.
 type rootGoneError struct{ root string }
 
