@@ -23,6 +23,8 @@ import (
 	"github.com/docker/go-plugins-helpers/volume"
 	"golang.org/x/sys/unix"
 
+	"github.com/sftpfs/sftpfs/backend"
+	"github.com/sftpfs/sftpfs/backend/metered"
 	"github.com/sftpfs/sftpfs/internal/mountinfo"
 	"github.com/sftpfs/sftpfs/options"
 )
@@ -65,9 +67,22 @@ type Config struct {
 	// minutes, and the plugin's RSS meanwhile looks like a leak
 	// (docs/reliability.md, load section).
 	ReleaseMemoryDelay time.Duration
-	// Logger receives events; nil discards them.
+	// Logger receives events; nil discards them. Events about one volume
+	// go to Logger.With("volume", NAME), down to the backend.
 	Logger *slog.Logger
+	// Metrics, if not nil, gets each volume's count of callers.
+	Metrics *metered.Metrics
 }
+
+// Volume lifecycle states shown in Status while no mount is live; a live
+// mount shows its connection state (backend.State*).
+const (
+	stateMounting    backend.State = "mounting"
+	stateMountFailed backend.State = "mount-failed"
+	// stateDead: the filesystem server stopped while the volume was in
+	// use; the next Mount remounts it.
+	stateDead backend.State = "dead"
+)
 
 // Driver implements volume.Driver. It is safe for concurrent use.
 //
@@ -109,7 +124,7 @@ type vol struct {
 	mount   Mount
 	guarded bool
 	lastErr string
-	state   string // set while no mount is live: "unmounted", "mounting", "mount-failed"
+	state   backend.State // while no mount is live: unmounted, mounting, mount-failed
 	removed bool
 	// restored holds the caller IDs loaded from the state at start that
 	// Docker has not mentioned since. After an engine crash Docker never
@@ -179,11 +194,12 @@ func New(cfg Config) (*Driver, error) {
 	d := &Driver{cfg: cfg, log: log, store: st, vols: map[string]*vol{}}
 	d.bgCtx, d.bgCancel = context.WithCancel(context.Background())
 	for name, r := range recs {
-		v := &vol{name: name, rec: *r, state: "unmounted", restored: map[string]bool{}}
+		v := &vol{name: name, rec: *r, state: backend.StateUnmounted, restored: map[string]bool{}}
 		for _, id := range r.MountIDs {
 			v.restored[id] = true
 		}
 		d.vols[name] = v
+		d.setMounts(name, len(r.MountIDs))
 	}
 	d.cleanStale()
 	log.Info("volume driver ready", "volumes", len(d.vols), "mount_root", cfg.MountRoot, "state_dir", cfg.StateDir)
@@ -307,6 +323,10 @@ func (d *Driver) Shutdown() {
 	}
 }
 
+// volLog is the logger for everything about one volume: each line names
+// it, however deep in the mount or backend it is logged.
+func (d *Driver) volLog(name string) *slog.Logger { return d.log.With("volume", name) }
+
 func (d *Driver) mountpoint(name string) string { return filepath.Join(d.cfg.MountRoot, name) }
 
 func (d *Driver) lookup(name string) (*vol, error) {
@@ -350,7 +370,7 @@ func (d *Driver) Create(req *volume.CreateRequest) error {
 	if opts == nil {
 		opts = map[string]string{}
 	}
-	if _, err := d.cfg.Mounter.Validate(opts); err != nil {
+	if _, err := d.cfg.Mounter.Validate(opts, d.volLog(req.Name)); err != nil {
 		return fmt.Errorf("volume %q: %w", req.Name, err)
 	}
 	canon, err := d.cfg.Mounter.Canonical(opts)
@@ -373,7 +393,7 @@ func (d *Driver) Create(req *volume.CreateRequest) error {
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.CheckTimeout)
 	defer cancel()
 	start := time.Now()
-	info, err := d.cfg.Mounter.Check(ctx, opts)
+	info, err := d.cfg.Mounter.Check(ctx, opts, d.volLog(req.Name))
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("volume %q: could not reach the server within %s: %w", req.Name, d.cfg.CheckTimeout, err)
@@ -392,7 +412,7 @@ func (d *Driver) Create(req *volume.CreateRequest) error {
 		}
 		return fmt.Errorf("volume %q already exists with different options; remove it first (docker volume rm %s) or use another name", req.Name, req.Name)
 	}
-	d.vols[req.Name] = &vol{name: req.Name, state: "unmounted", rec: volumeRecord{
+	d.vols[req.Name] = &vol{name: req.Name, state: backend.StateUnmounted, rec: volumeRecord{
 		Options:   maps.Clone(opts),
 		CreatedAt: time.Now().UTC(),
 		Backend:   info.Backend,
@@ -472,6 +492,9 @@ func (d *Driver) Remove(req *volume.RemoveRequest) error {
 	if err := d.save(); err != nil {
 		return fmt.Errorf("volume %q was removed but the state could not be saved: %w", req.Name, err)
 	}
+	if d.cfg.Metrics != nil {
+		d.cfg.Metrics.Forget(req.Name)
+	}
 	d.log.Info("volume removed (remote data untouched)", "volume", req.Name)
 	return nil
 }
@@ -499,6 +522,14 @@ func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) 
 	d.mu.Unlock()
 
 	if m != nil {
+		if st := m.Status(); st.State == backend.StateFailed {
+			// The server refuses the connection for a reason retrying
+			// will not fix (host key, authentication, directory gone):
+			// the container start fails with it. The mount stays for
+			// the containers already using it and recovers by itself
+			// once the cause is fixed.
+			return nil, fmt.Errorf("volume %q failed: %s", req.Name, st.LastError)
+		}
 		ctx, cancel := context.WithTimeout(reqCtx, d.cfg.AliveTimeout)
 		err := m.Alive(ctx)
 		cancel()
@@ -552,8 +583,16 @@ func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) 
 		}
 		return nil, fmt.Errorf("volume %q: %w", req.Name, err)
 	}
+	d.setMounts(req.Name, count)
 	d.log.Info("volume mounted", "volume", req.Name, "id", req.ID, "mounts", count)
 	return &volume.MountResponse{Mountpoint: d.mountpoint(req.Name)}, nil
+}
+
+// setMounts updates the callers gauge.
+func (d *Driver) setMounts(name string, n int) {
+	if d.cfg.Metrics != nil {
+		d.cfg.Metrics.SetMounts(name, n)
+	}
 }
 
 // mountLocked mounts v (guard first, then the filesystem) within
@@ -562,12 +601,12 @@ func (d *Driver) mountLocked(ctx context.Context, v *vol) error {
 	mp := d.mountpoint(v.name)
 	d.mu.Lock()
 	opts := maps.Clone(v.rec.Options)
-	v.state = "mounting"
+	v.state = stateMounting
 	guarded := v.guarded
 	d.mu.Unlock()
 	fail := func(err error) error {
 		d.mu.Lock()
-		v.state = "mount-failed"
+		v.state = stateMountFailed
 		v.lastErr = err.Error()
 		d.mu.Unlock()
 		return err
@@ -598,7 +637,7 @@ func (d *Driver) mountLocked(ctx context.Context, v *vol) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.MountTimeout)
 	defer cancel()
-	m, err := d.cfg.Mounter.Mount(ctx, opts, mp)
+	m, err := d.cfg.Mounter.Mount(ctx, v.name, opts, mp, d.volLog(v.name))
 	if err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("mounting did not finish within %s: %w", bound, err)
@@ -684,7 +723,7 @@ func (d *Driver) teardownLocked(v *vol) {
 	d.mu.Lock()
 	guarded := v.guarded
 	v.guarded = false
-	v.state = "unmounted"
+	v.state = backend.StateUnmounted
 	d.mu.Unlock()
 	if guarded {
 		if err := detachAll(d.mountpoint(v.name), 8); err != nil {
@@ -716,6 +755,7 @@ func (d *Driver) Unmount(req *volume.UnmountRequest) error {
 	if err := d.save(); err != nil {
 		return fmt.Errorf("volume %q: %w", req.Name, err)
 	}
+	d.setMounts(req.Name, left)
 	d.log.Info("volume unmounted", "volume", req.Name, "id", req.ID, "mounts", left)
 	return nil
 }
@@ -766,13 +806,13 @@ func (d *Driver) describe(v *vol) *volume.Volume {
 		"remote":     v.rec.Remote,
 		"mounts":     len(v.rec.MountIDs),
 		"reconnects": int64(0),
-		"state":      v.state,
+		"state":      string(v.state),
 	}
 	hostKey := v.rec.HostKey
 	lastErr := v.lastErr
 	if v.mount != nil {
 		ms := v.mount.Status()
-		st["state"] = ms.State
+		st["state"] = string(ms.State)
 		st["reconnects"] = ms.Reconnects
 		if ms.HostKey != "" {
 			hostKey = ms.HostKey
@@ -787,7 +827,7 @@ func (d *Driver) describe(v *vol) *volume.Volume {
 		}
 		select {
 		case <-v.mount.Done():
-			st["state"] = "dead"
+			st["state"] = string(stateDead)
 		default:
 		}
 	}

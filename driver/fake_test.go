@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/docker/go-plugins-helpers/volume"
+
+	"github.com/sftpfs/sftpfs/backend"
 )
 
 // fakeMounter is a pure-logic Mounter: it accepts a small option set,
@@ -34,7 +36,7 @@ type fakeMounter struct {
 
 func newFakeMounter() *fakeMounter { return &fakeMounter{live: map[string]*fakeMount{}} }
 
-func (f *fakeMounter) Validate(opts map[string]string) (Info, error) {
+func (f *fakeMounter) Validate(opts map[string]string, _ *slog.Logger) (Info, error) {
 	for k := range opts {
 		switch strings.ToLower(k) {
 		case "host", "port", "password", "path":
@@ -49,14 +51,14 @@ func (f *fakeMounter) Validate(opts map[string]string) (Info, error) {
 	return Info{Backend: "sftp", Remote: "u@" + opts["host"] + ":22/" + opts["path"]}, nil
 }
 
-func (f *fakeMounter) Check(ctx context.Context, opts map[string]string) (Info, error) {
+func (f *fakeMounter) Check(ctx context.Context, opts map[string]string, log *slog.Logger) (Info, error) {
 	f.mu.Lock()
 	f.checks++
 	f.mu.Unlock()
 	if opts["host"] == "unreachable" {
 		return Info{}, errors.New("connecting to unreachable:22: connection refused")
 	}
-	info, err := f.Validate(opts)
+	info, err := f.Validate(opts, log)
 	info.HostKey = "SHA256:fake"
 	return info, err
 }
@@ -69,7 +71,7 @@ func (f *fakeMounter) Canonical(opts map[string]string) (map[string]string, erro
 	return out, nil
 }
 
-func (f *fakeMounter) Mount(ctx context.Context, opts map[string]string, mp string) (Mount, error) {
+func (f *fakeMounter) Mount(ctx context.Context, _ string, opts map[string]string, mp string, _ *slog.Logger) (Mount, error) {
 	f.mu.Lock()
 	block, failErr := f.block, f.failMount
 	if f.blockMP != "" && f.blockMP != mp {
@@ -136,7 +138,7 @@ func (m *fakeMount) kill() {
 }
 
 func (m *fakeMount) Status() MountStatus {
-	return MountStatus{State: "connected", Reconnects: 2, HostKey: "SHA256:fake"}
+	return MountStatus{State: backend.StateConnected, Reconnects: 2, HostKey: "SHA256:fake"}
 }
 
 func (m *fakeMount) Done() <-chan struct{} { return m.done }

@@ -2,6 +2,9 @@ package driver
 
 import (
 	"context"
+	"log/slog"
+
+	"github.com/sftpfs/sftpfs/backend"
 )
 
 // Mounter turns volume options into live mounts. The driver owns volume
@@ -12,16 +15,18 @@ type Mounter interface {
 	// Validate parses and checks opts without any network I/O and
 	// describes the volume. Its error is shown to the user verbatim by
 	// `docker volume create`, so it must name the option at fault, say how
-	// to fix it, and contain no secret.
-	Validate(opts map[string]string) (Info, error)
+	// to fix it, and contain no secret. log carries the volume's name
+	// (volume=NAME), as in the other methods.
+	Validate(opts map[string]string, log *slog.Logger) (Info, error)
 	// Check connects and authenticates with opts (bounded by ctx), then
 	// disconnects, so a volume that can never work fails at create time.
-	Check(ctx context.Context, opts map[string]string) (Info, error)
+	Check(ctx context.Context, opts map[string]string, log *slog.Logger) (Info, error)
 	// Canonical normalizes opts (aliases resolved, names normalized) so
 	// that two creates of one name can be compared.
 	Canonical(opts map[string]string) (map[string]string, error)
 	// Mount connects and mounts the volume's filesystem on mountpoint.
-	Mount(ctx context.Context, opts map[string]string, mountpoint string) (Mount, error)
+	// Every event of the mount is logged to log; name labels its metrics.
+	Mount(ctx context.Context, name string, opts map[string]string, mountpoint string, log *slog.Logger) (Mount, error)
 }
 
 // Info describes a volume for status output. None of it is secret.
@@ -46,7 +51,7 @@ type Mount interface {
 
 // MountStatus is the live state of a Mount.
 type MountStatus struct {
-	State      string // "connected", "reconnecting", ...
+	State      backend.State // backend.StateConnected, ...
 	Reconnects int64
 	LastError  string
 	HostKey    string

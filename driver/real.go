@@ -2,10 +2,10 @@ package driver
 
 import (
 	"context"
-	"io"
 	"log/slog"
 
-	"github.com/sftpfs/sftpfs/backend/sftp"
+	"github.com/sftpfs/sftpfs/backend"
+	"github.com/sftpfs/sftpfs/backend/metered"
 	"github.com/sftpfs/sftpfs/mounter"
 	"github.com/sftpfs/sftpfs/options"
 )
@@ -14,16 +14,17 @@ import (
 // the shared option table in volume scope, so file options (identity,
 // password_file, known_hosts, ...) name files inside secretsDir, and mounts
 // go through package mounter, the same code path as `sftpfs mount`.
-func NewMounter(secretsDir string, log *slog.Logger) Mounter {
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	return &realMounter{env: options.Env{Scope: options.ScopeVolume, SecretsDir: secretsDir}, log: log}
+// metrics, if not nil, counts every mount's storage operations.
+func NewMounter(secretsDir string, metrics *metered.Metrics) Mounter {
+	return &realMounter{env: options.Env{Scope: options.ScopeVolume, SecretsDir: secretsDir}, metrics: metrics}
 }
 
 type realMounter struct {
-	env options.Env
-	log *slog.Logger
+	env     options.Env
+	metrics *metered.Metrics
+	// tune, if set, adjusts every parsed configuration (tests shorten
+	// the reconnect timings).
+	tune func(*options.Config)
 	// selfAccess is set by tests that read and write the mounts from
 	// the process that serves them; the plugin never does (see
 	// fusefs.Options.ServeOnly).
@@ -55,47 +56,46 @@ func (r *realMounter) parse(opts map[string]string) (*options.Config, error) {
 		cfg.FS.GID = 0
 	}
 	cfg.FS.ServeOnly = !r.selfAccess
+	if r.tune != nil {
+		r.tune(cfg)
+	}
 	return cfg, nil
 }
 
-func (r *realMounter) Validate(opts map[string]string) (Info, error) {
+func (r *realMounter) Validate(opts map[string]string, log *slog.Logger) (Info, error) {
 	cfg, err := r.parse(opts)
 	if err != nil {
 		return Info{}, err
 	}
 	for _, w := range cfg.Warnings {
-		r.log.Warn(w, "remote", cfg.Remote())
+		log.Warn(w, "remote", cfg.Remote())
 	}
 	return Info{Backend: cfg.Backend, Remote: cfg.Remote()}, nil
 }
 
-func (r *realMounter) Check(ctx context.Context, opts map[string]string) (Info, error) {
+func (r *realMounter) Check(ctx context.Context, opts map[string]string, log *slog.Logger) (Info, error) {
 	cfg, err := r.parse(opts)
 	if err != nil {
 		return Info{}, err
 	}
-	b, err := mounter.OpenBackend(ctx, cfg, r.log)
+	b, err := mounter.OpenBackend(ctx, cfg, log)
 	if err != nil {
 		return Info{}, err
 	}
 	defer b.Close()
-	info := Info{Backend: cfg.Backend, Remote: cfg.Remote()}
-	if s, ok := b.(interface{ Status() sftp.Status }); ok {
-		info.HostKey = s.Status().HostKeyFingerprint
-	}
-	return info, nil
+	return Info{Backend: cfg.Backend, Remote: cfg.Remote(), HostKey: backend.StatusOf(b).HostKeyFingerprint}, nil
 }
 
 func (r *realMounter) Canonical(opts map[string]string) (map[string]string, error) {
 	return options.Canonical(opts)
 }
 
-func (r *realMounter) Mount(ctx context.Context, opts map[string]string, mountpoint string) (Mount, error) {
+func (r *realMounter) Mount(ctx context.Context, name string, opts map[string]string, mountpoint string, log *slog.Logger) (Mount, error) {
 	cfg, err := r.parse(opts)
 	if err != nil {
 		return nil, err
 	}
-	m, err := mounter.Mount(ctx, cfg, mountpoint, r.log)
+	m, err := mounter.MountObserved(ctx, cfg, mountpoint, mounter.Observe{Log: log, Metrics: r.metrics, Name: name})
 	if err != nil {
 		return nil, err
 	}

@@ -18,8 +18,8 @@ import (
 // selfAccessMounter is the production mounter for tests that read and
 // write the mounts from this process, which the plugin never does: its
 // mounts keep go-fuse's mount-time poll probe (fusefs.Options.ServeOnly).
-func selfAccessMounter(secretsDir string, log *slog.Logger) Mounter {
-	m := NewMounter(secretsDir, log).(*realMounter)
+func selfAccessMounter(secretsDir string, _ *slog.Logger) Mounter {
+	m := NewMounter(secretsDir, nil).(*realMounter)
 	m.selfAccess = true
 	return m
 }

@@ -56,7 +56,7 @@ func (h *fileHandle) with(fn func(f backend.File) syscall.Errno) syscall.Errno {
 }
 
 func (h *fileHandle) errno(op string, err error) syscall.Errno {
-	return toErrno(h.node.fsys.log, op, h.node.debugPath(), err)
+	return toErrno(h.node.fsys.log, h.node.fsys.errs, op, h.node.debugPath(), err)
 }
 
 func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {

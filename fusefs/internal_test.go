@@ -40,7 +40,7 @@ func TestToErrno(t *testing.T) {
 	} {
 		var buf bytes.Buffer
 		lg := slog.New(slog.NewTextHandler(&buf, nil))
-		if got := toErrno(lg, "op", "dir/file", tc.err); got != tc.want {
+		if got := toErrno(lg, nil, "op", "dir/file", tc.err); got != tc.want {
 			t.Errorf("toErrno(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 		if logged := buf.Len() > 0; logged != tc.logged {

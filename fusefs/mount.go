@@ -9,6 +9,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/sftpfs/sftpfs/backend"
+	"github.com/sftpfs/sftpfs/internal/logx"
 )
 
 // NewRoot returns the root node of the filesystem presenting b with
@@ -25,7 +26,7 @@ func newFilesystem(b backend.Backend, o Options) *filesystem {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	fsys := &filesystem{b: b, caps: b.Capabilities(), o: o, log: lg, bufs: newBufPool(), dc: newDirCache(b, o)}
+	fsys := &filesystem{b: b, caps: b.Capabilities(), o: o, log: lg, errs: logx.NewEvery(errLogEvery), bufs: newBufPool(), dc: newDirCache(b, o)}
 	fsys.root = &node{fsys: fsys}
 	return fsys
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/sftpfs/sftpfs/backend"
+	"github.com/sftpfs/sftpfs/internal/logx"
 )
 
 // filesystem is the state shared by every node of one mount.
@@ -24,6 +25,8 @@ type filesystem struct {
 	caps backend.Capabilities
 	o    Options
 	log  *slog.Logger
+	// errs bounds the log lines of failed operations (toErrno).
+	errs *logx.Every
 	root *node
 	// dc keeps recent listings to answer lookups (dircache.go).
 	dc *dirCache
@@ -141,7 +144,7 @@ func (n *node) childPath(name string) (string, syscall.Errno) {
 }
 
 func (n *node) errno(op, name string, err error) syscall.Errno {
-	return toErrno(n.fsys.log, op, name, err)
+	return toErrno(n.fsys.log, n.fsys.errs, op, name, err)
 }
 
 // isRoot reports whether n is the mount's root directory.

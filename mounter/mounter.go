@@ -13,26 +13,24 @@ import (
 
 	"github.com/sftpfs/sftpfs/backend"
 	"github.com/sftpfs/sftpfs/backend/local"
+	"github.com/sftpfs/sftpfs/backend/metered"
 	"github.com/sftpfs/sftpfs/backend/sftp"
 	"github.com/sftpfs/sftpfs/fusefs"
+	"github.com/sftpfs/sftpfs/internal/logx"
 	"github.com/sftpfs/sftpfs/internal/mountinfo"
 	"github.com/sftpfs/sftpfs/options"
 )
 
-// States reported in Status.State.
-const (
-	StateConnected    = "connected"
-	StateReconnecting = "reconnecting"
-	StateUnmounted    = "unmounted"
-)
-
 // OpenBackend opens the backend cfg describes. For SFTP this connects and
 // authenticates, so errors here are what a user needs to see at volume
-// creation. log receives the backend's events; nil discards them.
+// creation. log receives the backend's events; nil discards them. With
+// the debug option its debug lines are logged whatever the process level
+// (see VolumeLogger).
 func OpenBackend(ctx context.Context, cfg *options.Config, log *slog.Logger) (backend.Backend, error) {
 	if cfg == nil {
 		return nil, errors.New("mounter: no configuration")
 	}
+	log = VolumeLogger(cfg, log)
 	switch cfg.Backend {
 	case options.BackendLocal:
 		b, err := local.New(cfg.LocalRoot)
@@ -50,6 +48,18 @@ func OpenBackend(ctx context.Context, cfg *options.Config, log *slog.Logger) (ba
 		return b, nil
 	}
 	return nil, fmt.Errorf("mounter: unknown backend %q", cfg.Backend)
+}
+
+// VolumeLogger returns log with the level the volume asks for: with the
+// debug option (cfg.LogLevel debug) its debug lines pass even when the
+// process logs at info, for that volume only. log should already carry
+// the volume's name (the driver adds volume=NAME).
+func VolumeLogger(cfg *options.Config, log *slog.Logger) *slog.Logger {
+	log = orDiscard(log)
+	if cfg.LogLevel < slog.LevelInfo {
+		return logx.WithFloor(log, cfg.LogLevel)
+	}
+	return log
 }
 
 func orDiscard(l *slog.Logger) *slog.Logger {
@@ -79,10 +89,29 @@ type Mounted struct {
 // Mount opens the backend and mounts it on mountpoint, which must be an
 // existing directory. It returns once the mount is usable.
 func Mount(ctx context.Context, cfg *options.Config, mountpoint string, log *slog.Logger) (*Mounted, error) {
-	log = orDiscard(log)
+	return MountObserved(ctx, cfg, mountpoint, Observe{Log: log})
+}
+
+// Observe says how a mount reports on itself.
+type Observe struct {
+	// Log receives every event of the mount and its backend; it should
+	// carry the volume's name. nil discards.
+	Log *slog.Logger
+	// Metrics, if not nil, counts the backend's operations under the
+	// label volume=Name.
+	Metrics *metered.Metrics
+	Name    string
+}
+
+// MountObserved is Mount with metrics.
+func MountObserved(ctx context.Context, cfg *options.Config, mountpoint string, o Observe) (*Mounted, error) {
+	log := VolumeLogger(cfg, o.Log)
 	b, err := OpenBackend(ctx, cfg, log)
 	if err != nil {
 		return nil, err
+	}
+	if o.Metrics != nil {
+		b = o.Metrics.Wrap(o.Name, b)
 	}
 	return mountBackend(cfg, b, mountpoint, log)
 }
@@ -209,8 +238,9 @@ type Status struct {
 	Backend    string // options.BackendSFTP or options.BackendLocal
 	Remote     string // user@host:port/path or local:/dir
 	Mountpoint string
-	// State is StateConnected, StateReconnecting or StateUnmounted.
-	State              string
+	// State is the backend's connection state (backend.StateConnected,
+	// ...), or backend.StateUnmounted once the mount is gone.
+	State              backend.State
 	Reconnects         int
 	LastError          string
 	HostKeyFingerprint string
@@ -225,21 +255,16 @@ type Status struct {
 
 // Status reports the mount and, for SFTP, the connection.
 func (m *Mounted) Status() Status {
+	ss := backend.StatusOf(m.b)
 	st := Status{
 		Backend: m.kind, Remote: m.remote, Mountpoint: m.mountpoint,
-		State: StateConnected, Missing: m.b.Capabilities().Missing(),
-	}
-	if s, ok := m.b.(interface{ Status() sftp.Status }); ok {
-		ss := s.Status()
-		st.Reconnects, st.LastError, st.HostKeyFingerprint = ss.Reconnects, ss.LastError, ss.HostKeyFingerprint
-		st.RejectedNames = ss.RejectedNames
-		if ss.State == sftp.StateReconnecting {
-			st.State = StateReconnecting
-		}
+		State: ss.State, Missing: m.b.Capabilities().Missing(),
+		Reconnects: ss.Reconnects, LastError: ss.LastError, HostKeyFingerprint: ss.HostKeyFingerprint,
+		RejectedNames: ss.RejectedNames,
 	}
 	select {
 	case <-m.done:
-		st.State = StateUnmounted
+		st.State = backend.StateUnmounted
 	default:
 	}
 	return st

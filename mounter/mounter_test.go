@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sftpfs/sftpfs/backend"
 	"github.com/sftpfs/sftpfs/internal/sshdtest"
 	"github.com/sftpfs/sftpfs/internal/testenv"
 	"github.com/sftpfs/sftpfs/options"
@@ -92,7 +93,7 @@ func TestMountLocal(t *testing.T) {
 		t.Errorf("Alive: %v", err)
 	}
 	st := m.Status()
-	if st.State != StateConnected || st.Backend != options.BackendLocal || st.Remote != "local:"+src || st.Mountpoint != mp {
+	if st.State != backend.StateConnected || st.Backend != options.BackendLocal || st.Remote != "local:"+src || st.Mountpoint != mp {
 		t.Errorf("Status = %+v", st)
 	}
 	if err := m.Unmount(); err != nil {
@@ -109,7 +110,7 @@ func TestMountLocal(t *testing.T) {
 	if err := m.Alive(context.Background()); err == nil {
 		t.Error("Alive after Unmount")
 	}
-	if m.Status().State != StateUnmounted {
+	if m.Status().State != backend.StateUnmounted {
 		t.Errorf("state %q after Unmount", m.Status().State)
 	}
 	if err := m.Unmount(); err != nil {
@@ -229,7 +230,7 @@ func TestMountSFTP(t *testing.T) {
 		t.Errorf("owner = %d:%d, %v; want 1000:1000", st.Uid, st.Gid, err)
 	}
 	s := m.Status()
-	if s.State != StateConnected || s.HostKeyFingerprint != srv.HostKeyFingerprint || s.Backend != options.BackendSFTP ||
+	if s.State != backend.StateConnected || s.HostKeyFingerprint != srv.HostKeyFingerprint || s.Backend != options.BackendSFTP ||
 		s.Remote != cfg.Remote() || !strings.Contains(s.Remote, srv.User+"@127.0.0.1:") {
 		t.Errorf("Status = %+v", s)
 	}

@@ -67,6 +67,8 @@ type Config struct {
 	FS fusefs.Options
 	// LogLevel is slog.LevelDebug with the debug option, else Info.
 	LogLevel slog.Level
+	// MetricsAddr is where `sftpfs mount` serves metrics ("" = off).
+	MetricsAddr string
 	// Warnings are things the user should hear about but that do not stop
 	// the mount (inline secrets, disabled host key checking). They never
 	// contain secrets.
@@ -521,6 +523,7 @@ func (p *parser) build() *Config {
 	if p.boolean(OptDebug) {
 		cfg.LogLevel = slog.LevelDebug
 	}
+	cfg.MetricsAddr = p.str(OptMetrics)
 
 	if p.has(OptLocal) {
 		cfg.Backend = BackendLocal

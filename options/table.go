@@ -143,6 +143,7 @@ const (
 	OptLocal                 = "local"
 	OptDebug                 = "debug"
 	OptFUSEDebug             = "fuse_debug"
+	OptMetrics               = "metrics"
 )
 
 // Table returns every option, in documentation order. It returns a fresh
@@ -242,6 +243,8 @@ func Table() []Option {
 			Help: "Log at debug level."},
 		{Name: OptFUSEDebug, Kind: Bool, Default: "false", Group: GroupDebug,
 			Help: "Log every FUSE request (very verbose)."},
+		{Name: OptMetrics, Kind: String, Scope: ScopeCLI, Group: GroupDebug,
+			Help: "Serve Prometheus metrics at http://ADDR/metrics and the log level at http://ADDR/loglevel (GET, or PUT debug/info/warn/error), e.g. `127.0.0.1:9464`. Off by default; no authentication, so keep it on loopback. The Docker plugin has the SFTPFS_METRICS_ADDR setting instead (docs/metrics.md)."},
 	}
 }
 

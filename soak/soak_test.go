@@ -200,7 +200,8 @@ func TestSoak(t *testing.T) {
 		if err != nil {
 			t.Fatalf("options: %v", err)
 		}
-		m, err := mounter.Mount(context.Background(), cfg, v.mp, log)
+		// As the driver does: every line of a volume's mount names it.
+		m, err := mounter.Mount(context.Background(), cfg, v.mp, log.With("volume", v.name))
 		if err != nil {
 			t.Fatalf("mount %s: %v", v.name, err)
 		}
@@ -302,6 +303,10 @@ func TestSoak(t *testing.T) {
 	}
 	t.Logf("faults injected: %d (%d drops, %d stalls, %d refused periods, %d sshd restarts)",
 		fs.total(), fs.drops, fs.stalls, fs.refusals, fs.restarts)
+	if n, bad := logs.untagged(); n > 0 {
+		t.Errorf("%d mount log lines (warn and above) do not name their volume, e.g.: %s", n, bad)
+	}
+	t.Logf("mount log lines (warn and above) during the faults: %d", logs.count())
 
 	// Workers stop starting operations at until; one in flight may take
 	// up to the hang limit.
@@ -422,16 +427,43 @@ type tailBuffer struct {
 	mu    sync.Mutex
 	max   int
 	lines []string
+	// total counts every line; noVol those without volume=, and
+	// firstNoVol is the first of them.
+	total, noVol int
+	firstNoVol   string
 }
 
 func (b *tailBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.lines = append(b.lines, strings.Split(strings.TrimRight(string(p), "\n"), "\n")...)
+	ls := strings.Split(strings.TrimRight(string(p), "\n"), "\n")
+	for _, l := range ls {
+		b.total++
+		if !strings.Contains(l, " volume=") {
+			if b.noVol == 0 {
+				b.firstNoVol = l
+			}
+			b.noVol++
+		}
+	}
+	b.lines = append(b.lines, ls...)
 	if len(b.lines) > b.max {
 		b.lines = append([]string(nil), b.lines[len(b.lines)-b.max:]...)
 	}
 	return len(p), nil
+}
+
+// untagged returns the number of lines without volume= and the first.
+func (b *tailBuffer) untagged() (int, string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.noVol, b.firstNoVol
+}
+
+func (b *tailBuffer) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.total
 }
 
 func (b *tailBuffer) String() string {

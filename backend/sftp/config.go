@@ -68,6 +68,10 @@ type Config struct {
 	// with it the client's CPU per byte, by eight (docs/perf.md).
 	MaxPacket int
 
+	// Reconnect paces reconnect attempts; not a user option (tests
+	// shorten it).
+	Reconnect ReconnectPolicy
+
 	// Logger receives connection events; nil discards them.
 	Logger *slog.Logger
 }

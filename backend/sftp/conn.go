@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	psftp "github.com/pkg/sftp"
+
+	"github.com/sftpfs/sftpfs/backend"
+	"github.com/sftpfs/sftpfs/internal/logx"
 )
 
 // Dialer opens one SFTP session. The io.Closer tears down the transport
@@ -23,17 +27,15 @@ type requester interface {
 	SendRequest(name string, wantReply bool, payload []byte) (bool, []byte, error)
 }
 
-// Connection states reported by Status.
+// Reconnect pacing defaults (see ReconnectPolicy).
 const (
-	StateConnected    = "connected"
-	StateReconnecting = "reconnecting"
-	StateClosed       = "closed"
+	DefaultMinBackoff  = 100 * time.Millisecond
+	DefaultMaxBackoff  = 30 * time.Second
+	DefaultFailedRetry = 5 * time.Minute
+	DefaultLogEvery    = 5 * time.Minute
 )
 
-// Reconnect backoff bounds.
 const (
-	minBackoff = 100 * time.Millisecond
-	maxBackoff = 5 * time.Second
 	// killGrace is how long a timed-out call may take to return after its
 	// connection was closed under it; closing the socket normally makes
 	// it return at once.
@@ -145,28 +147,39 @@ type conn struct {
 	kaInterval  time.Duration
 	kaCountMax  int
 	dialTimeout time.Duration
+	rp          ReconnectPolicy
 	log         *slog.Logger
+	// every bounds the "still reconnecting" lines of one outage.
+	every *logx.Every
 
 	ctx    context.Context // cancelled by close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu          sync.Mutex
-	cur         *transport
-	gen         uint64
-	wake        chan struct{} // closed and replaced whenever cur changes
-	reconnects  int
-	lastErr     string
-	downSince   time.Time // when cur became nil; zero while connected
+	mu         sync.Mutex
+	cur        *transport
+	gen        uint64
+	wake       chan struct{} // closed and replaced whenever cur changes
+	reconnects int
+	lastErr    string
+	downSince  time.Time // when cur became nil; zero while connected
+	// failed is set while the last attempt failed for a reason retrying
+	// will not fix (permanent): calls fail at once with lastErr.
+	failed      bool
 	loopRunning bool
 	closed      bool
+	// check, if set, vets a fresh connection before it is installed
+	// (the backend's root still exists).
+	check func(*psftp.Client) error
 }
 
 func newConn(dial Dialer, o Options, log *slog.Logger) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
+	rp := o.Reconnect.withDefaults()
 	return &conn{
 		dial: dial, opTimeout: o.OpTimeout, kaInterval: o.KeepaliveInterval, kaCountMax: o.KeepaliveCountMax,
-		dialTimeout: o.ConnectTimeout, log: log, ctx: ctx, cancel: cancel, wake: make(chan struct{}),
+		dialTimeout: o.ConnectTimeout, rp: rp, log: log, ctx: ctx, cancel: cancel, wake: make(chan struct{}),
+		every: logx.NewEvery(rp.LogEvery),
 	}
 }
 
@@ -326,6 +339,7 @@ func (c *conn) kill(t *transport, why error) {
 		c.lastErr = why.Error()
 		if !c.closed {
 			c.log.Warn("sftp connection lost; reconnecting", "error", why.Error(), "generation", t.gen)
+			c.every.Restart(time.Now())
 			if !c.loopRunning {
 				c.loopRunning = true
 				c.wg.Add(1)
@@ -337,16 +351,33 @@ func (c *conn) kill(t *transport, why error) {
 	t.shut()
 }
 
-// reconnectLoop dials with exponential backoff until it succeeds or the
-// backend is closed. It runs even when no caller waits, so an idle mount
-// recovers on its own and Status shows the truth.
+// reconnectLoop dials with jittered exponential backoff until it succeeds
+// or the backend is closed. It runs even when no caller waits, so an idle
+// mount recovers on its own and Status shows the truth.
+//
+// Logging is per state change (lost, failed, refused no longer,
+// re-established) plus at most one line per LogEvery while the state
+// stays, never one per attempt: a plugin with a hundred volumes on a dead
+// server must not flood dockerd's log. A permanent error (see permanent)
+// puts the connection in StateFailed: calls fail at once with the reason,
+// and attempts slow down to FailedRetry.
 func (c *conn) reconnectLoop() {
 	defer c.wg.Done()
-	backoff := minBackoff
+	attempt := 0
 	for {
 		ctx, cancel := context.WithTimeout(c.ctx, c.dialTimeout)
 		cl, closer, err := c.dial(ctx)
 		cancel()
+		c.mu.Lock()
+		check := c.check
+		c.mu.Unlock()
+		if err == nil && check != nil {
+			if cerr := c.vet(cl, check); cerr != nil {
+				closer.Close()
+				cl.Close()
+				cl, closer, err = nil, nil, cerr
+			}
+		}
 		c.mu.Lock()
 		if c.closed {
 			c.loopRunning = false
@@ -357,23 +388,71 @@ func (c *conn) reconnectLoop() {
 			}
 			return
 		}
+		attempt++
 		if err == nil {
 			c.reconnects++
 			c.loopRunning = false
+			c.failed = false
+			down := time.Since(c.downSince)
 			c.install(cl, closer)
 			n := c.reconnects
 			c.mu.Unlock()
-			c.log.Info("sftp connection re-established", "reconnects", n)
+			c.log.Info("sftp connection re-established", "reconnects", n, "attempts", attempt,
+				"down_for", down.Round(time.Millisecond))
 			return
 		}
+		perm := permanent(err)
+		wasFailed := c.failed
 		c.lastErr = err.Error()
+		c.failed = perm
 		c.mu.Unlock()
-		c.log.Warn("sftp reconnect failed", "error", err.Error(), "retry_in", backoff)
+		var wait time.Duration
+		if perm {
+			wait = jittered(c.rp.FailedRetry, rand.Float64())
+		} else {
+			wait = backoff(attempt-1, c.rp.MinBackoff, c.rp.MaxBackoff, rand.Float64())
+		}
+		now := time.Now()
+		switch {
+		case perm && !wasFailed:
+			c.every.Restart(now)
+			c.log.Error("volume failed: the server refused the connection for a reason retrying will not fix; "+
+				"calls fail with this error until it is fixed, attempts go on rarely", "error", err.Error(), "retry_in", wait.Round(time.Millisecond))
+		case !perm && wasFailed:
+			c.every.Restart(now)
+			c.log.Warn("the server no longer refuses the connection; reconnecting", "error", err.Error(), "retry_in", wait.Round(time.Millisecond))
+		case attempt == 1:
+			c.log.Warn("sftp reconnect failed; retrying with backoff (logged again at most every "+c.rp.LogEvery.String()+")",
+				"error", err.Error(), "retry_in", wait.Round(time.Millisecond))
+		default:
+			if ok, held := c.every.Allow(now); ok {
+				state := backend.StateReconnecting
+				if perm {
+					state = backend.StateFailed
+				}
+				c.log.Warn("sftp still not connected", "state", string(state), "error", err.Error(), "attempts", attempt,
+					"not_logged", held, "retry_in", wait.Round(time.Millisecond))
+			}
+		}
 		select {
 		case <-c.ctx.Done():
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+// vet runs check on a fresh connection, bounded by op_timeout.
+func (c *conn) vet(cl *psftp.Client, check func(*psftp.Client) error) error {
+	res := make(chan error, 1)
+	go func() { res <- check(cl) }()
+	timer := time.NewTimer(c.opTimeout)
+	defer timer.Stop()
+	select {
+	case err := <-res:
+		return err
+	case <-timer.C:
+		// Closing the client (the caller does) makes check return.
+		return c.timeoutErr()
 	}
 }
 
@@ -409,8 +488,11 @@ func (c *conn) get(ctx context.Context) (*transport, error) {
 			c.mu.Unlock()
 			return t, nil
 		}
-		wake, last, since := c.wake, c.lastErr, c.downSince
+		wake, last, since, failed := c.wake, c.lastErr, c.downSince, c.failed
 		c.mu.Unlock()
+		if failed {
+			return nil, &FailedError{Reason: last}
+		}
 		wait := time.Until(since.Add(c.opTimeout))
 		if since.IsZero() {
 			wait = c.opTimeout
@@ -546,16 +628,18 @@ func call[T any](c *conn, ctx context.Context, idempotent bool, fn func(*transpo
 }
 
 // status returns the connection fields of Status.
-func (c *conn) status() (state string, reconnects int, lastErr string) {
+func (c *conn) status() (state backend.State, reconnects int, lastErr string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
 	case c.closed:
-		state = StateClosed
+		state = backend.StateClosed
 	case c.cur != nil:
-		state = StateConnected
+		state = backend.StateConnected
+	case c.failed:
+		state = backend.StateFailed
 	default:
-		state = StateReconnecting
+		state = backend.StateReconnecting
 	}
 	return state, c.reconnects, c.lastErr
 }

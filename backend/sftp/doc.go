@@ -58,11 +58,19 @@
 // peer: after KeepaliveCountMax unanswered ones the connection is closed.
 //
 // A closed or broken connection is replaced in the background with
-// exponential backoff (100ms doubling to 5s) until Close; each connection
-// has a generation, so all callers that saw the same broken connection
-// cause a single reconnect. Callers wait for the reconnect up to
-// OpTimeout and then fail; a call therefore returns within about twice
-// OpTimeout (waiting plus running), never hangs.
+// jittered exponential backoff (100ms doubling to 30s, each wait picked in
+// [d/2, d] so volumes that lost one server do not return in lockstep)
+// until Close; each connection has a generation, so all callers that saw
+// the same broken connection cause a single reconnect. Callers wait for
+// the reconnect up to OpTimeout and then fail; a call therefore returns
+// within about twice OpTimeout (waiting plus running), never hangs.
+//
+// A refusal that retrying will not fix (host key mismatch, unknown or
+// revoked; authentication refused; the root directory gone) makes the
+// connection backend.StateFailed: calls fail at once with a FailedError
+// carrying the reason, and attempts slow down to one every few minutes
+// (ReconnectPolicy). The reconnect loop logs state changes and at most
+// one line per LogEvery in between, never one line per attempt.
 //
 // Idempotent operations (stat, read, write at an offset, chmod, ...) are
 // retried after a reconnect. Non-idempotent ones (mkdir, remove, rename,

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sftpfs/sftpfs/backend"
 	"github.com/sftpfs/sftpfs/internal/faultproxy"
 	"github.com/sftpfs/sftpfs/internal/sshdtest"
 )
@@ -88,7 +89,7 @@ func TestFaultDropMidTransfer(t *testing.T) {
 		t.Fatalf("server file differs after reconnects (size %d, want %d)", len(written), size)
 	}
 	st := b.Status()
-	if st.Reconnects < 2 || st.State != StateConnected {
+	if st.Reconnects < 2 || st.State != backend.StateConnected {
 		t.Fatalf("Status = %+v; want >= 2 reconnects and connected", st)
 	}
 	if px.Stats().Conns < 3 {
@@ -113,7 +114,7 @@ func TestFaultStallTimesOut(t *testing.T) {
 		t.Fatalf("Stat took %v to fail; want about op_timeout (2s)", elapsed)
 	}
 	t.Logf("stalled Stat failed after %v: %v", elapsed, err)
-	if st := b.Status(); st.State != StateReconnecting || st.LastError == "" {
+	if st := b.Status(); st.State != backend.StateReconnecting || st.LastError == "" {
 		t.Fatalf("Status while stalled = %+v; want reconnecting with an error", st)
 	}
 	px.SetStall(false)
@@ -143,7 +144,7 @@ func TestFaultOutageCostsOneOpTimeout(t *testing.T) {
 	px.SetStall(true)
 	// Keepalives (300ms x 2) notice the stall; no call is in flight.
 	deadline := time.Now().Add(3 * time.Second)
-	for b.Status().State == StateConnected {
+	for b.Status().State == backend.StateConnected {
 		if time.Now().After(deadline) {
 			t.Fatal("keepalives did not detect the stall within 3s")
 		}
@@ -192,7 +193,7 @@ func TestFaultKeepaliveDetectsIdleStall(t *testing.T) {
 	defer px.SetStall(false)
 	// No calls: only keepalives (300ms, 2 missed) can notice.
 	deadline := time.Now().Add(3 * time.Second)
-	for b.Status().State == StateConnected {
+	for b.Status().State == backend.StateConnected {
 		if time.Now().After(deadline) {
 			t.Fatal("keepalives did not detect a silent server within 3s")
 		}
@@ -233,7 +234,7 @@ func TestFaultSSHDRestart(t *testing.T) {
 	if err != nil || string(data) != "beforeafter!" {
 		t.Fatalf("file after restart = %q, %v", data, err)
 	}
-	if st := b.Status(); st.Reconnects < 1 || st.State != StateConnected || st.HostKeyFingerprint != srv.HostKeyFingerprint {
+	if st := b.Status(); st.Reconnects < 1 || st.State != backend.StateConnected || st.HostKeyFingerprint != srv.HostKeyFingerprint {
 		t.Fatalf("Status = %+v; want a reconnect, connected, fingerprint %s", st, srv.HostKeyFingerprint)
 	}
 }
@@ -257,7 +258,7 @@ func TestCloseDuringReconnect(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Stat did not return after Close")
 	}
-	if st := b.Status(); st.State != StateClosed {
+	if st := b.Status(); st.State != backend.StateClosed {
 		t.Fatalf("State after Close = %q", st.State)
 	}
 	if _, err := b.Stat(context.Background(), "."); err == nil {

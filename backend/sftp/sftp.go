@@ -30,8 +30,9 @@ type Options struct {
 	// CreatePath creates the root (and parents) when missing.
 	CreatePath bool
 	// Remote is the display name for Status.
-	Remote string
-	Logger *slog.Logger
+	Remote    string
+	Reconnect ReconnectPolicy
+	Logger    *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -73,27 +74,7 @@ type Backend struct {
 
 var _ backend.Backend = (*Backend)(nil)
 
-// Status describes the connection, for `docker volume inspect` and logs.
-// It never contains a secret.
-type Status struct {
-	// State is StateConnected, StateReconnecting or StateClosed.
-	State      string
-	Reconnects int
-	// LastError is the most recent connection error ("" if none).
-	LastError string
-	// HostKeyFingerprint is the SHA256 fingerprint of the server's host
-	// key seen at the last handshake ("" for non-SSH transports).
-	HostKeyFingerprint string
-	// Remote is user@host:port/path.
-	Remote string
-	// ServerExtensions are the SFTP extensions the server announced.
-	ServerExtensions []string
-	Capabilities     backend.Capabilities
-	// RejectedNames counts directory entries the server sent whose
-	// name was not a single path element ("", or with "/" or NUL);
-	// they were dropped and logged.
-	RejectedNames int64
-}
+var _ backend.Statuser = (*Backend)(nil)
 
 // New validates cfg, connects, and checks (or creates, with CreatePath)
 // the root directory.
@@ -113,7 +94,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	b, err := newBackend(ctx, dial, p, Options{
 		OpTimeout: cfg.OpTimeout, ConnectTimeout: cfg.ConnectTimeout,
 		KeepaliveInterval: cfg.KeepaliveInterval, KeepaliveCountMax: cfg.KeepaliveCountMax,
-		CreatePath: cfg.CreatePath, Remote: cfg.Remote(), Logger: cfg.Logger,
+		CreatePath: cfg.CreatePath, Remote: cfg.Remote(), Reconnect: cfg.Reconnect, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err
@@ -174,6 +155,17 @@ func newBackend(ctx context.Context, dial Dialer, root string, o Options) (*Back
 		return nil, err
 	}
 	b.root = abs
+	// A reconnect that finds the root gone installs nothing: the volume
+	// fails with that reason instead of answering ENOENT for everything.
+	check := func(cl *psftp.Client) error {
+		if _, err := cl.Stat(abs); err != nil && classify(err) == syscall.ENOENT {
+			return &rootGoneError{root: abs}
+		}
+		return nil
+	}
+	c.mu.Lock()
+	c.check = check
+	c.mu.Unlock()
 	if b.remote == "" {
 		b.remote = abs
 	}
@@ -211,12 +203,11 @@ func (b *Backend) resolveRoot(ctx context.Context, root string, create bool) (st
 	return path.Clean(abs), nil
 }
 
-// Status reports the connection state.
-func (b *Backend) Status() Status {
+// Status reports the connection state (backend.Statuser).
+func (b *Backend) Status() backend.Status {
 	state, n, last := b.c.status()
-	return Status{
+	return backend.Status{
 		State: state, Reconnects: n, LastError: last, HostKeyFingerprint: b.hk.get(),
-		Remote: b.remote, ServerExtensions: append([]string(nil), b.exts...), Capabilities: b.caps,
 		RejectedNames: b.dirs.rejected.Load(),
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sftpfs/sftpfs/backend"
 	"github.com/sftpfs/sftpfs/internal/faultproxy"
 )
 
@@ -59,7 +60,7 @@ func TestOpTimeoutWatchdog(t *testing.T) {
 			t.Fatalf("Stat on a healthy connection: %v", err)
 		}
 	}
-	if st := b.Status(); st.Reconnects != 0 || st.State != StateConnected {
+	if st := b.Status(); st.Reconnects != 0 || st.State != backend.StateConnected {
 		t.Fatalf("after quick calls: Status = %+v; want connected without reconnects", st)
 	}
 
@@ -96,7 +97,7 @@ func TestOpTimeoutWatchdog(t *testing.T) {
 		if elapsed < 900*time.Millisecond || elapsed > 2500*time.Millisecond {
 			t.Errorf("%s: stalled calls failed after %v; want about op_timeout (1s)", tc.name, elapsed)
 		}
-		if st := b.Status(); st.State != StateReconnecting || !strings.Contains(st.LastError, "op_timeout") {
+		if st := b.Status(); st.State != backend.StateReconnecting || !strings.Contains(st.LastError, "op_timeout") {
 			t.Errorf("%s: Status while stalled = %+v; want reconnecting after op_timeout", tc.name, st)
 		}
 		px.SetStall(false)
@@ -114,7 +115,7 @@ func TestOpTimeoutWatchdog(t *testing.T) {
 		t.Errorf("Stat with a 200ms context: %v after %v; want DeadlineExceeded at once", err, time.Since(start))
 	}
 	deadline := time.Now().Add(3 * time.Second)
-	for b.Status().State == StateConnected {
+	for b.Status().State == backend.StateConnected {
 		if time.Now().After(deadline) {
 			t.Fatal("the watchdog did not kill the connection of an abandoned stalled call")
 		}

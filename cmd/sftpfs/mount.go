@@ -15,8 +15,13 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/sftpfs/sftpfs/backend/metered"
+	"github.com/sftpfs/sftpfs/internal/admin"
+	"github.com/sftpfs/sftpfs/internal/logx"
 	"github.com/sftpfs/sftpfs/internal/mountinfo"
 	"github.com/sftpfs/sftpfs/internal/sdnotify"
 	"github.com/sftpfs/sftpfs/mounter"
@@ -145,6 +150,12 @@ func mountMain(prefix, args []string, background bool, stdout, stderr io.Writer)
 	if res.Debug {
 		cfg.LogLevel = slog.LevelDebug
 	}
+	// The level can change at run time (PUT /loglevel on -o metrics).
+	levelVar := new(slog.LevelVar)
+	levelVar.Set(cfg.LogLevel)
+	newLog := func(w io.Writer) *slog.Logger {
+		return slog.New(logx.NewHandler(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}), levelVar))
+	}
 	mp, err := filepath.Abs(a.Mountpoint)
 	if err != nil {
 		return fail(2, "mountpoint %q: %v", a.Mountpoint, err)
@@ -163,7 +174,7 @@ func mountMain(prefix, args []string, background bool, stdout, stderr io.Writer)
 		return detach(append(prefix, args...), stdout, stderr)
 	}
 
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log := newLog(stderr)
 	for _, w := range append(res.Warnings, cfg.Warnings...) {
 		log.Warn(w)
 	}
@@ -182,7 +193,19 @@ func mountMain(prefix, args []string, background bool, stdout, stderr io.Writer)
 	}
 	// This process only serves the mount; it never opens files in it.
 	cfg.FS.ServeOnly = true
-	m, err := mounter.Mount(ctx, cfg, mp, log)
+	obs := mounter.Observe{Log: log, Name: mp}
+	if cfg.MetricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		obs.Metrics = metered.New(reg)
+		srv, err := admin.Listen(cfg.MetricsAddr, admin.Handler(reg, levelVar, log), log)
+		if err != nil {
+			stop()
+			return fail(2, "-o metrics: %v", err)
+		}
+		defer srv.Close()
+	}
+	m, err := mounter.MountObserved(ctx, cfg, mp, obs)
 	interrupted := ctx.Err() != nil
 	stop()
 	if err != nil {
@@ -200,7 +223,7 @@ func mountMain(prefix, args []string, background bool, stdout, stderr io.Writer)
 		ready.Write([]byte{readyByte})
 		ready.Close()
 		stderr = os.Stderr
-		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+		log = newLog(stderr)
 		// A daemon keeps no directory busy.
 		_ = os.Chdir("/")
 	} else {

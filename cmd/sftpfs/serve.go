@@ -16,9 +16,14 @@ import (
 	"syscall"
 
 	"github.com/docker/go-plugins-helpers/volume"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sys/unix"
 
+	"github.com/sftpfs/sftpfs/backend/metered"
 	"github.com/sftpfs/sftpfs/driver"
+	"github.com/sftpfs/sftpfs/internal/admin"
+	"github.com/sftpfs/sftpfs/internal/logx"
 )
 
 // runServe is `sftpfs serve`: the Docker volume plugin's entrypoint. It
@@ -38,7 +43,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		"directory for the persisted volume state (env SFTPFS_STATE_DIR; default /state when a host directory is bound there, else MOUNT_ROOT/.state)")
 	secretsDir := fl.String("secrets-dir", os.Getenv("SFTPFS_SECRETS_DIR"),
 		"directory that file options (identity, password_file, known_hosts, ...) name files in (env SFTPFS_SECRETS_DIR; default /secrets when it is a directory, else MOUNT_ROOT/.secrets)")
-	logLevel := fl.String("log-level", envOr("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
+	logLevel := fl.String("log-level", envOr("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL); changed at run time with PUT /loglevel on the metrics address")
+	metricsAddr := fl.String("metrics-addr", os.Getenv("SFTPFS_METRICS_ADDR"),
+		"serve Prometheus metrics (/metrics) and the log level (/loglevel) on this HOST:PORT, e.g. 127.0.0.1:9464 (env SFTPFS_METRICS_ADDR; default off)")
 	guard := fl.Bool("guard", true, "mount a read-only tmpfs under each volume so writes fail if the filesystem dies (needs CAP_SYS_ADMIN)")
 	fl.Usage = func() {
 		fmt.Fprintf(stderr, "usage: sftpfs serve [flags]\n\nServes the Docker volume plugin API (the plugin's entrypoint).\n\n")
@@ -60,8 +67,27 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	// dockerd copies the plugin's stderr into its own log at level info;
-	// the text handler keeps the real level in the message.
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// the text handler keeps the real level in the message. The level is
+	// a variable (PUT /loglevel), and a volume with debug=true logs its
+	// own debug lines whatever it is (logx.WithFloor).
+	levelVar := new(slog.LevelVar)
+	levelVar.Set(level)
+	log := slog.New(logx.NewHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}), levelVar))
+
+	// Metrics cost a few counter updates per storage call: only when
+	// someone asked for them.
+	var metrics *metered.Metrics
+	if *metricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		metrics = metered.New(reg)
+		srv, err := admin.Listen(*metricsAddr, admin.Handler(reg, levelVar, log), log)
+		if err != nil {
+			log.Error("cannot serve metrics; fix or clear SFTPFS_METRICS_ADDR (docker plugin set sftpfs SFTPFS_METRICS_ADDR=)", "error", err)
+			return 1
+		}
+		defer srv.Close()
+	}
 
 	// Catch signals before the socket exists, so a stop request that
 	// arrives as soon as Docker sees the socket is handled cleanly.
@@ -94,9 +120,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		real, err := driver.New(driver.Config{
 			MountRoot: *mountRoot,
 			StateDir:  *stateDir,
-			Mounter:   driver.NewMounter(*secretsDir, log),
+			Mounter:   driver.NewMounter(*secretsDir, metrics),
 			Guard:     *guard,
 			Logger:    log,
+			Metrics:   metrics,
 		})
 		if err != nil {
 			log.Error("cannot start the volume driver", "error", err)
