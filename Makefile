@@ -9,7 +9,7 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 LOCK        ?=
 STATICCHECK ?= $(shell command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck)
 
-.PHONY: help build test test-unit test-e2e e2e-swarm soak fuzz-smoke test-short lint deps plugin demo clean bench bench-smoke
+.PHONY: help build test test-unit test-e2e e2e-swarm soak fuzz-smoke test-short lint deps plugin plugin-csi demo clean bench bench-smoke
 
 help:
 	@echo "make build       static binary bin/sftpfs (VERSION=$(VERSION))"
@@ -23,6 +23,7 @@ help:
 	@echo "make lint        gofmt, go vet, staticcheck"
 	@echo "make deps        scripts/deps.sh: install/start what the tests need (root on Debian)"
 	@echo "make plugin      build and install the Docker plugin (PLUGIN_ARCH=amd64|arm64)"
+	@echo "make plugin-csi  build and install the CSI plugin sftpfs-csi for Swarm cluster volumes (docs/csi.md)"
 	@echo "make demo        plugin + SFTP server + volume + two containers (scripts/demo.sh)"
 	@echo "make bench       sftpfs vs sshfs vs raw OpenSSH sftp (BENCH_FLAGS=\"-rounds 5 -record docs/perf.md\"; root)"
 	@echo "make bench-smoke the same with tiny sizes in seconds; fails if any contender fails (CI)"
@@ -75,6 +76,11 @@ fuzz-smoke:
 
 plugin:
 	VERSION=$(VERSION) scripts/build-plugin.sh $(PLUGIN_ARCH)
+
+# The CSI plugin (docs/csi.md), next to the classic one, which it leaves
+# alone.
+plugin-csi:
+	VERSION=$(VERSION) scripts/build-plugin.sh --csi $(PLUGIN_ARCH)
 
 demo:
 	scripts/demo.sh

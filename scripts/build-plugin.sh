@@ -2,7 +2,11 @@
 # Builds the sftpfs managed Docker plugin and installs it into the local
 # Docker engine.
 #
-#   scripts/build-plugin.sh [amd64|arm64] [--docker-build] [--no-enable] [--no-install]
+#   scripts/build-plugin.sh [amd64|arm64] [--csi] [--docker-build] [--no-enable] [--no-install]
+#
+# --csi builds the CSI plugin for Swarm cluster volumes instead
+# (plugin/csi/config.json, entrypoint `sftpfs csi`, default name
+# sftpfs-csi:latest; docs/csi.md). It never touches the classic plugin.
 #
 # Steps: build a static binary for the architecture (CGO_ENABLED=0), lay out
 # plugin/build[-ARCH]/rootfs (the binary plus the directories the plugin
@@ -21,16 +25,18 @@ cd "$(dirname "$0")/.."
 
 arch=""
 docker_build=0
+csi=0
 enable=1
 install=1
 for a in "$@"; do
 	case "$a" in
 	amd64 | arm64) arch=$a ;;
 	--docker-build) docker_build=1 ;;
+	--csi) csi=1 ;;
 	--no-enable) enable=0 ;;
 	--no-install) install=0 ;;
 	*)
-		echo "build-plugin.sh: unknown argument $a (want amd64, arm64, --docker-build, --no-enable, --no-install)" >&2
+		echo "build-plugin.sh: unknown argument $a (want amd64, arm64, --csi, --docker-build, --no-enable, --no-install)" >&2
 		exit 2
 		;;
 	esac
@@ -39,12 +45,20 @@ host_arch=$(go env GOARCH)
 arch=${arch:-${PLUGIN_ARCH:-$host_arch}}
 version=${VERSION:-$(git describe --always --dirty 2>/dev/null || echo dev)}
 
+base=sftpfs
+config=plugin/config.json
+if [ "$csi" = 1 ]; then
+	base=sftpfs-csi
+	config=plugin/csi/config.json
+fi
 if [ "$arch" = "$host_arch" ]; then
 	build=plugin/build
-	name=${PLUGIN_NAME:-sftpfs:latest}
+	[ "$csi" = 1 ] && build=plugin/build-csi
+	name=${PLUGIN_NAME:-$base:latest}
 else
 	build=plugin/build-$arch
-	name=${PLUGIN_NAME:-sftpfs:latest-$arch}
+	[ "$csi" = 1 ] && build=plugin/build-csi-$arch
+	name=${PLUGIN_NAME:-$base:latest-$arch}
 	if [ "$enable" = 1 ]; then
 		echo "build-plugin.sh: $arch plugin will be created but not enabled on this $host_arch machine"
 		enable=0
@@ -82,7 +96,12 @@ else
 	chmod 1777 "$build/rootfs/tmp"
 	install -m 0755 "$bin" "$build/rootfs/sftpfs"
 fi
-cp plugin/config.json "$build/config.json"
+if [ "$csi" = 1 ]; then
+	# The CSI plugin's publish (propagated mount), staging and state
+	# directories.
+	mkdir -p "$build/rootfs"/{data/published,data/staged,var/lib/sftpfs-csi}
+fi
+cp "$config" "$build/config.json"
 
 if [ "$install" = 0 ]; then
 	echo "==> plugin tree ready in $build (not installed)"
