@@ -12,7 +12,9 @@
 // and checks dockerd's restart, the data and the orphaned container's
 // errors; TestPluginUpgrade pushes two builds to a throwaway local registry
 // (Debian's docker-registry) and checks that `docker plugin upgrade` keeps
-// volumes, options, settings and data.
+// volumes, options, settings and data. TestCSIPluginPackaging installs the
+// CSI plugin (plugin/csi) and drives its socket as Swarm's cluster volumes
+// would, since this engine (20.10) has no cluster volumes of its own.
 //
 // They need root, /dev/fuse, a running dockerd (scripts/deps.sh starts one,
 // logging to /var/log/sftpfs-dockerd.log) and /bin/busybox from Debian's
