@@ -31,7 +31,7 @@ type stagedVolume struct {
 	key string
 	m   *mounter.Mounted
 	// targets maps each publish target to its bind flags. Guarded by
-	// the volume's operation lock.
+	// Driver.mu (changed only under the volume's operation lock too).
 	targets map[string]bindFlags
 }
 
@@ -216,7 +216,7 @@ func (d *Driver) NodeUnstageVolume(_ context.Context, req *csipb.NodeUnstageVolu
 	}
 	// The CO unpublishes first; a target it forgot would keep serving
 	// (the bind holds the session), so release those too.
-	for t := range sv.targets {
+	for _, t := range d.targetsOf(sv) {
 		unmountBind(t, d.log)
 	}
 	if err := sv.m.Unmount(); err != nil {
@@ -260,7 +260,10 @@ func (d *Driver) NodePublishVolume(_ context.Context, req *csipb.NodePublishVolu
 	if sv == nil || sv.path != staging {
 		return nil, status.Errorf(codes.FailedPrecondition, "volume %q is not staged at %s", id, staging)
 	}
-	if prev, ok := sv.targets[target]; ok {
+	d.mu.Lock()
+	prev, ok := sv.targets[target]
+	d.mu.Unlock()
+	if ok {
 		if prev == flags {
 			return &csipb.NodePublishVolumeResponse{}, nil
 		}
@@ -283,7 +286,9 @@ func (d *Driver) NodePublishVolume(_ context.Context, req *csipb.NodePublishVolu
 			return nil, status.Errorf(codes.Internal, "applying mount flags at %s: %v", target, err)
 		}
 	}
+	d.mu.Lock()
 	sv.targets[target] = flags
+	d.mu.Unlock()
 	d.log.Info("volume published", "volume", id, "target", target, "readonly", flags.readOnly)
 	return &csipb.NodePublishVolumeResponse{}, nil
 }
@@ -293,9 +298,6 @@ func (d *Driver) publishedAt(target string) string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for id, sv := range d.staged {
-		// targets is read without the volume's lock: only its key
-		// set matters here, and a publish of the same target by two
-		// volumes at once is the CO's bug either way.
 		if _, ok := sv.targets[target]; ok {
 			return id
 		}
@@ -317,11 +319,10 @@ func (d *Driver) NodeUnpublishVolume(_ context.Context, req *csipb.NodeUnpublish
 	unlock := d.lock(id)
 	defer unlock()
 	d.mu.Lock()
-	sv := d.staged[id]
-	d.mu.Unlock()
-	if sv != nil {
+	if sv := d.staged[id]; sv != nil {
 		delete(sv.targets, target)
 	}
+	d.mu.Unlock()
 	if err := unmountBind(target, d.log); err != nil {
 		return nil, status.Errorf(codes.Internal, "unmounting %s: %v", target, err)
 	}
@@ -377,13 +378,14 @@ func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csipb.NodeGetVolum
 	path = filepath.Clean(path)
 	d.mu.Lock()
 	sv := d.staged[id]
+	published := false
+	if sv != nil {
+		_, published = sv.targets[path]
+	}
 	d.mu.Unlock()
 	if sv == nil {
 		return nil, status.Errorf(codes.NotFound, "volume %q is not staged on this node", id)
 	}
-	unlock := d.lock(id)
-	_, published := sv.targets[path]
-	unlock()
 	if path != sv.path && !published {
 		return nil, status.Errorf(codes.NotFound, "volume %q is not mounted at %s", id, path)
 	}
@@ -408,6 +410,13 @@ func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csipb.NodeGetVolum
 		}
 	}
 	return &csipb.NodeGetVolumeStatsResponse{Usage: usage, VolumeCondition: cond}, nil
+}
+
+// targetsOf lists the publish targets of sv.
+func (d *Driver) targetsOf(sv *stagedVolume) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Sorted(maps.Keys(sv.targets))
 }
 
 // stagedIDs lists the staged volumes (tests, shutdown).

@@ -92,7 +92,16 @@ func TestPublishTwoTargetsUnpublishOne(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(remote, "h"), []byte("from server"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := os.ReadFile(filepath.Join(b, "h")); err != nil || string(got) != "from server" {
+	// A name created by another client may take up to entry_timeout
+	// (1s) to show (README, entry_timeout): poll a little longer.
+	var got []byte
+	var err error
+	for start := time.Now(); time.Since(start) < 3*time.Second; time.Sleep(50 * time.Millisecond) {
+		if got, err = os.ReadFile(filepath.Join(b, "h")); err == nil {
+			break
+		}
+	}
+	if err != nil || string(got) != "from server" {
 		t.Fatalf("read through b after unpublishing a: %q, %v", got, err)
 	}
 	if !mountinfo.IsMounted(staging) {
@@ -178,6 +187,43 @@ func TestNodeGetVolumeStatsUnknown(t *testing.T) {
 		_, err := p.node.NodeGetVolumeStats(ctxT(t), &csipb.NodeGetVolumeStatsRequest{VolumeId: tc.id, VolumePath: tc.path})
 		if status.Code(err) != codes.NotFound {
 			t.Errorf("stats of %s at %s: %v, want NotFound", tc.id, tc.path, err)
+		}
+	}
+}
+
+// TestConcurrentPublishes publishes, queries and unpublishes two volumes
+// from parallel goroutines (run with -race: the node tables are shared).
+func TestConcurrentPublishes(t *testing.T) {
+	p := startPlugin(t)
+	_, params, secrets := sshdVolume(t)
+	done := make(chan error, 4)
+	for _, name := range []string{"c1", "c2"} {
+		vol, staging := stage(t, p, name, params, secrets)
+		for w := range 2 {
+			go func() {
+				for i := range 10 {
+					target := filepath.Join(p.tmpDir, "pods", name, strconv.Itoa(w), strconv.Itoa(i))
+					if _, err := p.node.NodePublishVolume(ctxT(t), &csipb.NodePublishVolumeRequest{VolumeId: vol.VolumeId, StagingTargetPath: staging,
+						TargetPath: target, VolumeCapability: mountCap(mnmw), VolumeContext: vol.VolumeContext}); err != nil {
+						done <- err
+						return
+					}
+					if _, err := p.node.NodeGetVolumeStats(ctxT(t), &csipb.NodeGetVolumeStatsRequest{VolumeId: vol.VolumeId, VolumePath: target}); err != nil {
+						done <- err
+						return
+					}
+					if _, err := p.node.NodeUnpublishVolume(ctxT(t), &csipb.NodeUnpublishVolumeRequest{VolumeId: vol.VolumeId, TargetPath: target}); err != nil {
+						done <- err
+						return
+					}
+				}
+				done <- nil
+			}()
+		}
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Error(err)
 		}
 	}
 }

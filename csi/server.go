@@ -202,7 +202,7 @@ func (d *Driver) Shutdown() {
 		delete(d.staged, id)
 		d.mu.Unlock()
 		if sv != nil {
-			for t := range sv.targets {
+			for _, t := range d.targetsOf(sv) {
 				if err := unmountBind(t, d.log); err != nil {
 					d.log.Warn("unmounting at shutdown", "target", t, "error", err)
 				}
