@@ -12,7 +12,7 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 LOCK        ?=
 STATICCHECK ?= $(shell command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck)
 
-.PHONY: help build install test test-unit test-e2e e2e-swarm soak fuzz-smoke test-short lint deps plugin plugin-push plugin-rm demo clean bench bench-smoke
+.PHONY: help build install test test-unit test-e2e e2e-swarm soak fuzz-smoke test-short lint deps plugin plugin-push plugin-rm plugin-csi demo clean bench bench-smoke
 
 help:
 	@echo "make build       static binary bin/sftpfs (VERSION=$(VERSION))"
@@ -29,6 +29,7 @@ help:
 	@echo "make plugin      build and install the Docker plugin, or upgrade it in place keeping volumes (PLUGIN_ARCH=amd64|arm64; default this machine's)"
 	@echo "make plugin-push PLUGIN_REF=registry/sftpfs:TAG  build amd64+arm64, push TAG-amd64, TAG-arm64 and TAG (= amd64)"
 	@echo "make plugin-rm   remove the plugin; refuses while it has volumes, secrets or state (FORCE=1 tells and removes)"
+	@echo "make plugin-csi  build and install the CSI plugin sftpfs-csi for Swarm cluster volumes (docs/csi.md)"
 	@echo "make demo        plugin + SFTP server + volume + two containers (scripts/demo.sh)"
 	@echo "make bench       sftpfs vs sshfs vs raw OpenSSH sftp (BENCH_FLAGS=\"-rounds 5 -record docs/perf.md\"; root)"
 	@echo "make bench-smoke the same with tiny sizes in seconds; fails if any contender fails (CI)"
@@ -96,6 +97,11 @@ plugin-push:
 
 plugin-rm:
 	scripts/plugin-rm.sh $(PLUGIN_NAME)
+
+# The CSI plugin (docs/csi.md), next to the classic one, which it leaves
+# alone.
+plugin-csi:
+	VERSION=$(VERSION) scripts/build-plugin.sh --csi $(PLUGIN_ARCH)
 
 demo:
 	scripts/demo.sh

@@ -16,7 +16,10 @@
 // while they exist; TestPluginFleet installs from `make plugin-push` with
 // `docker plugin install --alias`, secrets and state in host directories,
 // and checks that running scripts/build-plugin.sh again and
-// scripts/plugin-upgrade.sh keep all of that.
+// scripts/plugin-upgrade.sh keep all of that. TestCSIPluginPackaging
+// installs the CSI plugin (plugin/csi) and drives its socket as Swarm's
+// cluster volumes would, since this engine (20.10) has no cluster volumes
+// of its own.
 //
 // They need root, /dev/fuse, a running dockerd (scripts/deps.sh starts one,
 // logging to /var/log/sftpfs-dockerd.log) and /bin/busybox from Debian's

@@ -3,7 +3,11 @@
 # Docker engine, or, when it is already installed, replaces it in place
 # without losing a volume, a secret or the plugin's state.
 #
-#   scripts/build-plugin.sh [amd64|arm64] [--docker-build] [--no-enable] [--no-install]
+#   scripts/build-plugin.sh [amd64|arm64] [--csi] [--docker-build] [--no-enable] [--no-install]
+#
+# --csi builds the CSI plugin for Swarm cluster volumes instead
+# (plugin/csi/config.json, entrypoint `sftpfs csi`, default name
+# sftpfs-csi:latest; docs/csi.md). It never touches the classic plugin.
 #
 # Steps: build a static binary for the architecture (CGO_ENABLED=0), lay out
 # plugin/build[-ARCH]/rootfs (the binary plus the directories the plugin
@@ -45,16 +49,18 @@ cd "$(dirname "$0")/.."
 
 arch=""
 docker_build=0
+csi=0
 enable=1
 install=1
 for a in "$@"; do
 	case "$a" in
 	amd64 | arm64) arch=$a ;;
 	--docker-build) docker_build=1 ;;
+	--csi) csi=1 ;;
 	--no-enable) enable=0 ;;
 	--no-install) install=0 ;;
 	*)
-		echo "build-plugin.sh: unknown argument $a (want amd64, arm64, --docker-build, --no-enable, --no-install)" >&2
+		echo "build-plugin.sh: unknown argument $a (want amd64, arm64, --csi, --docker-build, --no-enable, --no-install)" >&2
 		exit 2
 		;;
 	esac
@@ -70,12 +76,20 @@ amd64 | arm64) ;;
 esac
 version=${VERSION:-$(git describe --always --dirty 2>/dev/null || echo dev)}
 
+base=sftpfs
+config=plugin/config.json
+if [ "$csi" = 1 ]; then
+	base=sftpfs-csi
+	config=plugin/csi/config.json
+fi
 if [ "$arch" = "$host_arch" ]; then
 	build=plugin/build
-	name=${PLUGIN_NAME:-sftpfs:latest}
+	[ "$csi" = 1 ] && build=plugin/build-csi
+	name=${PLUGIN_NAME:-$base:latest}
 else
 	build=plugin/build-$arch
-	name=${PLUGIN_NAME:-sftpfs:latest-$arch}
+	[ "$csi" = 1 ] && build=plugin/build-csi-$arch
+	name=${PLUGIN_NAME:-$base:latest-$arch}
 	if [ "$enable" = 1 ]; then
 		echo "build-plugin.sh: $arch plugin will be created but not enabled on this $host_arch machine"
 		enable=0
@@ -127,11 +141,16 @@ else
 	chmod 1777 "$build/rootfs/tmp"
 	install -m 0755 "$bin" "$build/rootfs/sftpfs"
 fi
-cp plugin/config.json "$build/config.json"
+if [ "$csi" = 1 ]; then
+	# The CSI plugin's publish (propagated mount), staging and state
+	# directories.
+	mkdir -p "$build/rootfs"/{data/published,data/staged,var/lib/sftpfs-csi}
+fi
+cp "$config" "$build/config.json"
 # What was built, and a marker that makes every tree's layer unique:
 # Docker 20.10 refuses `docker plugin create` of a layer it already holds
 # ("content ... already exists"), which a rebuild of the same source would be.
-echo "sftpfs $version linux/$arch built $(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" >"$build/rootfs/etc/sftpfs-build"
+echo "$base $version linux/$arch built $(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" >"$build/rootfs/etc/sftpfs-build"
 
 if [ "$install" = 0 ]; then
 	echo "==> plugin tree ready in $build (not installed)"

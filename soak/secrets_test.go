@@ -30,22 +30,6 @@ func randSecret(prefix string) string {
 	return prefix + hex.EncodeToString(b)
 }
 
-// leaks returns the forms of secret found in s: as text, base64, or as
-// fmt prints a []byte (%v and %#v).
-func leaks(s string, secret string) []string {
-	var found []string
-	forms := map[string]string{
-		"text": secret, "base64": base64.StdEncoding.EncodeToString([]byte(secret)),
-		"%v bytes": strings.Trim(fmt.Sprint([]byte(secret)), "[]"), "%#v bytes": strings.TrimPrefix(fmt.Sprintf("%#v", []byte(secret)), "[]byte"),
-	}
-	for name, f := range forms {
-		if strings.Contains(s, f) {
-			found = append(found, name)
-		}
-	}
-	return found
-}
-
 // TestSecretsNeverLeak runs every path of the plugin that handles a
 // password, passphrase or key — Create with good and wrong inline
 // passwords, password files, an encrypted key with a wrong passphrase,
@@ -169,10 +153,10 @@ func TestSecretsNeverLeak(t *testing.T) {
 	p.kill(t)
 
 	for _, s := range secrets {
-		if f := leaks(responses.String(), s); len(f) > 0 {
+		if f := testenv.Leaks(responses.String(), s); len(f) > 0 {
 			t.Errorf("plugin API responses contain a secret (%v)", f)
 		}
-		if f := leaks(logs.String(), s); len(f) > 0 {
+		if f := testenv.Leaks(logs.String(), s); len(f) > 0 {
 			t.Errorf("plugin debug log contains a secret (%v)", f)
 		}
 	}
@@ -191,7 +175,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 				return nil
 			}
 			for _, s := range secrets {
-				if len(leaks(string(b), s)) == 0 {
+				if len(testenv.Leaks(string(b), s)) == 0 {
 					continue
 				}
 				st, _ := os.Stat(path)
@@ -220,7 +204,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	slog.New(slog.NewJSONHandler(&logged, nil)).Info("cfg", "cfg", cfg, "sftp", cfg.SFTP)
 	printed := fmt.Sprintf("%v %+v %#v %v %+v %#v", cfg, cfg, cfg, *cfg, cfg.SFTP, cfg.SFTP) + logged.String()
 	for _, s := range []string{password, string(cfg.SFTP.IdentityInline[0])} {
-		if f := leaks(printed, s); len(f) > 0 {
+		if f := testenv.Leaks(printed, s); len(f) > 0 {
 			t.Errorf("printing the parsed configuration shows a secret (%v)", f)
 		}
 	}

@@ -28,6 +28,7 @@ func commands() []command {
 	return []command{
 		{"mount", "mount SOURCE on MOUNTPOINT in the foreground (`sftpfs SOURCE MOUNTPOINT`: in the background, like sshfs)", runMount},
 		{"serve", "serve the Docker volume plugin API (the plugin's entrypoint)", runServe},
+		{"csi", "serve the CSI plugin (Swarm cluster volumes, Kubernetes; docs/csi.md)", runCSI},
 		{"sftp-server", "serve a local directory over SFTP (tests and the demo)", runSFTPServer},
 		{"version", "print the version", runVersion},
 		{"help", "print this help and all mount options", nil},

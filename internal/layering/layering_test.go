@@ -35,9 +35,11 @@ var rules = []rule{
 	// The driver knows no concrete backend; metered is a decorator of
 	// the contract whose registry it hands to the mounter.
 	{pkg: "driver", may: []string{"backend", "backend/metered", "mounter", "options", "internal/"}},
+	// The CSI services drive the same mounter as the Docker driver.
+	{pkg: "csi", may: []string{"backend", "mounter", "options", "internal/"}},
 	// sshcompat turns ssh/sshfs/mount(8) habits into our options.
 	{pkg: "sshcompat", may: []string{"options", "internal/"}},
-	{pkg: "cmd/", may: []string{"backend", "backend/", "fusefs", "sftpserver", "options", "sshcompat", "mounter", "driver", "internal/"}},
+	{pkg: "cmd/", may: []string{"backend", "backend/", "fusefs", "sftpserver", "options", "sshcompat", "csi", "mounter", "driver", "internal/"}},
 	// Test harnesses drive the built binary and Docker from outside.
 	{pkg: "bench", may: []string{"internal/"}},
 	{pkg: "bench/", may: []string{"internal/"}},
