@@ -121,7 +121,7 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csipb.CreateVolumeReques
 		}
 		return createResponse(name, canon), nil
 	}
-	if err := d.check(ctx, opts, req.GetSecrets()); err != nil {
+	if err := d.check(ctx, name, opts, req.GetSecrets()); err != nil {
 		return nil, err
 	}
 	if err := d.reg.put(name, canon); err != nil {

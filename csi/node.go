@@ -173,7 +173,7 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csipb.NodeStageVolume
 	// FUSE server was that process.
 	detachStale(path, d.log)
 
-	cfg, ms, err := d.parseVolume(opts, req.GetSecrets())
+	cfg, ms, err := d.parseVolume(id, opts, req.GetSecrets())
 	if err != nil {
 		return nil, err
 	}

@@ -180,7 +180,7 @@ func (d *Driver) logCall(ctx context.Context, req any, info *grpc.UnaryServerInf
 		attrs = append(attrs, "volume", v.GetVolumeId())
 	}
 	if v, ok := req.(interface{ GetName() string }); ok && v.GetName() != "" {
-		attrs = append(attrs, "name", v.GetName())
+		attrs = append(attrs, "volume", v.GetName()) // CreateVolume: the name is the ID
 	}
 	if err != nil {
 		st, _ := status.FromError(err)

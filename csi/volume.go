@@ -15,7 +15,7 @@ import (
 // (non-secret) options and the CSI secrets map. The returned memSecrets
 // must stay open as long as the backend may reconnect, and be closed
 // after. Errors are gRPC statuses without secret content.
-func (d *Driver) parseVolume(opts, secrets map[string]string) (*options.Config, *memSecrets, error) {
+func (d *Driver) parseVolume(name string, opts, secrets map[string]string) (*options.Config, *memSecrets, error) {
 	ms, all, err := newMemSecrets(secrets, opts)
 	if err != nil {
 		return nil, nil, err
@@ -42,22 +42,22 @@ func (d *Driver) parseVolume(opts, secrets map[string]string) (*options.Config, 
 	}
 	cfg.FS.ServeOnly = !d.cfg.SelfAccess
 	for _, w := range cfg.Warnings {
-		d.log.Warn(w, "remote", cfg.Remote())
+		d.log.Warn(w, "volume", name, "remote", cfg.Remote())
 	}
 	return cfg, ms, nil
 }
 
 // check connects and authenticates once, as `docker volume create` does
 // for the classic plugin, so a volume that can never work fails at create.
-func (d *Driver) check(ctx context.Context, opts, secrets map[string]string) error {
-	cfg, ms, err := d.parseVolume(opts, secrets)
+func (d *Driver) check(ctx context.Context, name string, opts, secrets map[string]string) error {
+	cfg, ms, err := d.parseVolume(name, opts, secrets)
 	if err != nil {
 		return err
 	}
 	defer ms.Close()
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.CheckTimeout)
 	defer cancel()
-	b, err := mounter.OpenBackend(ctx, cfg, d.log)
+	b, err := mounter.OpenBackend(ctx, cfg, d.log.With("volume", name))
 	if err != nil {
 		return connectError(ms, err)
 	}

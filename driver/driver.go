@@ -229,7 +229,7 @@ func (d *Driver) cleanStale() {
 	if len(below) == 0 {
 		return
 	}
-	abortFUSE(below, d.log)
+	abortFUSE(below, d.cfg.MountRoot, d.log)
 	mps, err := mountsBelow(d.cfg.MountRoot)
 	if err != nil {
 		d.log.Warn("could not list stale mounts", "error", err)
@@ -237,10 +237,10 @@ func (d *Driver) cleanStale() {
 	}
 	for _, mp := range mps {
 		if err := detachAll(mp, 8); err != nil {
-			d.log.Warn("could not detach a stale mount", "mountpoint", mp, "error", err)
+			d.log.Warn("could not detach a stale mount", "volume", volumeOf(d.cfg.MountRoot, mp), "mountpoint", mp, "error", err)
 			continue
 		}
-		d.log.Info("detached stale mount from a previous run", "mountpoint", mp)
+		d.log.Info("detached stale mount from a previous run", "volume", volumeOf(d.cfg.MountRoot, mp), "mountpoint", mp)
 	}
 }
 

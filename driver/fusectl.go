@@ -47,16 +47,20 @@ func fuseConnID(dev string) (string, bool) {
 // It mounts fusectl if needed: on /sys/fs/fuse/connections, or, when that
 // is impossible (a read-only or missing /sys in a container), on a private
 // temporary directory. It returns how many connections were aborted.
-func abortFUSE(ms []mountinfo.Mount, log *slog.Logger) int {
+// root is the directory volumes are mounted under, so that each line
+// names the volume (the first path element below root).
+func abortFUSE(ms []mountinfo.Mount, root string, log *slog.Logger) int {
 	var ids []string
-	seen := map[string]bool{}
+	vol := map[string]string{}
 	for _, m := range ms {
 		if !isFUSE(m.FSType) {
 			continue
 		}
-		if id, ok := fuseConnID(m.Dev); ok && !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
+		if id, ok := fuseConnID(m.Dev); ok {
+			if _, seen := vol[id]; !seen {
+				vol[id] = volumeOf(root, m.Mountpoint)
+				ids = append(ids, id)
+			}
 		}
 	}
 	if len(ids) == 0 {
@@ -75,11 +79,11 @@ func abortFUSE(ms []mountinfo.Mount, log *slog.Logger) int {
 		switch {
 		case err == nil:
 			n++
-			log.Info("aborted the FUSE connection of a stale mount", "connection", id)
+			log.Info("aborted the FUSE connection of a stale mount", "volume", vol[id], "connection", id)
 		case errors.Is(err, fs.ErrNotExist):
 			// Already gone: its server closed /dev/fuse.
 		default:
-			log.Warn("could not abort a stale FUSE connection", "connection", id, "error", err)
+			log.Warn("could not abort a stale FUSE connection", "volume", vol[id], "connection", id, "error", err)
 		}
 	}
 	return n
@@ -92,10 +96,8 @@ func fuseCtl() (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	for _, m := range ms {
-		if m.FSType == "fusectl" {
-			return m.Mountpoint, func() {}, nil
-		}
+	if dir, ok := writableFuseCtl(ms, func(dir string) bool { return unix.Access(dir, unix.W_OK) == nil }); ok {
+		return dir, func() {}, nil
 	}
 	if err := unix.Mount("fusectl", fuseCtlDir, "fusectl", 0, ""); err == nil {
 		// Left mounted: it is where operators and tools expect it.
@@ -113,4 +115,29 @@ func fuseCtl() (string, func(), error) {
 		_ = unix.Unmount(tmp, unix.MNT_DETACH)
 		os.Remove(tmp)
 	}, nil
+}
+
+// writableFuseCtl returns the first fusectl mount that can be written.
+// Inside the plugin the settable mounts' placeholder source
+// (/sys/fs/fuse/connections, bound read-only at /secrets and /state)
+// is a fusectl mount too, listed before any other: writing abort there
+// fails with EROFS, so read-only ones are passed over.
+func writableFuseCtl(ms []mountinfo.Mount, writable func(dir string) bool) (string, bool) {
+	for _, m := range ms {
+		if m.FSType == "fusectl" && writable(m.Mountpoint) {
+			return m.Mountpoint, true
+		}
+	}
+	return "", false
+}
+
+// volumeOf returns the volume whose mount mp is or is below: the first
+// path element of mp below root.
+func volumeOf(root, mp string) string {
+	rel, err := filepath.Rel(root, mp)
+	if err != nil {
+		return ""
+	}
+	first, _, _ := strings.Cut(rel, "/")
+	return first
 }

@@ -13,6 +13,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/sftpfs/sftpfs/internal/mountinfo"
 	"github.com/sftpfs/sftpfs/internal/testenv"
@@ -134,5 +135,27 @@ func TestStartupAbortsWedgedMounts(t *testing.T) {
 		if strings.HasPrefix(m.Mountpoint, root+"/") {
 			t.Errorf("still mounted after startup cleanup: %s (%s)", m.Mountpoint, m.FSType)
 		}
+	}
+}
+
+// The plugin's placeholder mounts (/sys/fs/fuse/connections bound
+// read-only at /secrets and /state) are fusectl mounts listed before any
+// writable one; aborting through them failed with EROFS, so a killed
+// plugin's stale connections were never aborted.
+func TestWritableFuseCtlSkipsReadOnly(t *testing.T) {
+	testenv.RequireRoot(t)
+	ro, rw := t.TempDir(), t.TempDir()
+	if err := unix.Mount("fusectl", ro, "fusectl", unix.MS_RDONLY, ""); err != nil {
+		t.Fatalf("mounting fusectl read-only: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(ro, unix.MNT_DETACH) })
+	if err := unix.Mount("fusectl", rw, "fusectl", 0, ""); err != nil {
+		t.Fatalf("mounting fusectl: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(rw, unix.MNT_DETACH) })
+	ms := []mountinfo.Mount{{Mountpoint: ro, FSType: "fusectl"}, {Mountpoint: rw, FSType: "fusectl"}}
+	got, ok := writableFuseCtl(ms, func(dir string) bool { return unix.Access(dir, unix.W_OK) == nil })
+	if !ok || got != rw {
+		t.Errorf("writableFuseCtl = %q, %v; want the writable %s, not the read-only %s", got, ok, rw, ro)
 	}
 }

@@ -363,8 +363,14 @@ func TestAuthAndHostKeysSSHD(t *testing.T) {
 		c := base()
 		c.IdentityFiles = []string{srv.KeyFile}
 		c.KnownHostsFiles = nil
-		c.HostKeys = []string{authorizedLine(otherKey())}
-		mustFail(t, c, "is not known")
+		wrong := otherKey()
+		c.HostKeys = []string{authorizedLine(wrong)}
+		// A changed key: the message names the pin and warns, and never
+		// advises pinning what the server presented.
+		err := mustFail(t, c, "does not match hostkey "+ssh.FingerprintSHA256(wrong), "man-in-the-middle", srv.HostKeyFingerprint)
+		if strings.Contains(err.Error(), "hostkey="+srv.HostKeyFingerprint) {
+			t.Errorf("the error advises trusting the presented key: %v", err)
+		}
 	})
 	t.Run("HostKey/Insecure", func(t *testing.T) {
 		c := base()

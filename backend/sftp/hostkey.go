@@ -51,6 +51,10 @@ type HostKeyError struct {
 	// during the dial, one per key type tried, this one included (a
 	// server with several host keys is asked for each in turn).
 	Seen []string
+	// Pinned lists the fingerprints the user pinned for this host (with
+	// PinOption); a key that matches none of them is a changed key, not
+	// one to start trusting.
+	Pinned []string
 	// PinOption is the option the pins came from ("hostkey", or
 	// "jump_hostkey" for a jump host), for the advice in the message.
 	PinOption string
@@ -78,6 +82,14 @@ func (e *HostKeyError) Error() string {
 		detail := ""
 		if e.Detail != "" {
 			detail = " (" + e.Detail + ")"
+		}
+		if len(e.Pinned) > 0 {
+			// Advising to pin what the server presents would invite
+			// trusting a man in the middle.
+			return fmt.Sprintf("host key of %s does not match %s %s: the server presented %s%s. "+
+				"This can mean someone is doing something nasty (possible man-in-the-middle attack), or the server's host key was changed; "+
+				"only after checking the new key out of band (e.g. `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the server) replace %s",
+				e.Host, opt, strings.Join(e.Pinned, ","), strings.Join(e.Seen, ", "), detail, opt)
 		}
 		if len(e.Seen) > 1 {
 			return fmt.Sprintf("host key for %s is not known: the server presented %s, and none matches %s or known_hosts%s; "+
@@ -175,12 +187,16 @@ func (c Config) hostKeyPolicyFor(addr string, pinStrings []string, pinOpt string
 		}
 	}
 
+	pinned := make([]string, 0, len(pins))
+	for _, p := range pins {
+		pinned = append(pinned, p.fingerprint)
+	}
 	caLines := readCALines(c.KnownHostsFiles)
 	cb := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
 		typ, fp := describeKey(key)
 		seen.set(fp)
 		hkErr := &HostKeyError{Problem: HostKeyUnknown, Host: hostname, KeyType: typ, Fingerprint: fp, PinOption: pinOpt,
-			Seen: []string{typ + " " + fp}, rejected: []string{key.Type()}}
+			Seen: []string{typ + " " + fp}, rejected: []string{key.Type()}, Pinned: pinned}
 		if cert, ok := key.(*ssh.Certificate); ok {
 			hkErr.rejected = append(hkErr.rejected, cert.Key.Type())
 		}

@@ -40,12 +40,33 @@ func TestMountREADMEHostKeyRecipe(t *testing.T) {
 	bin := buildBinary(t)
 	remote, mp := t.TempDir(), t.TempDir()
 	os.WriteFile(filepath.Join(remote, "f"), []byte("stock"), 0o644)
-	p := startMount(t, bin, mp, "-o", "identity="+srv.KeyFile+",hostkey="+fp, "-o", "port="+strconv.Itoa(srv.Port),
-		srv.User+"@"+srv.Host+":"+remote)
-	if b, err := os.ReadFile(filepath.Join(mp, "f")); err != nil || string(b) != "stock" {
-		t.Fatalf("read through the mount: %q, %v", b, err)
+	mountWith := func(t *testing.T, opt string) {
+		t.Helper()
+		p := startMount(t, bin, mp, "-o", "identity="+srv.KeyFile+","+opt, "-o", "port="+strconv.Itoa(srv.Port),
+			srv.User+"@"+srv.Host+":"+remote)
+		if b, err := os.ReadFile(filepath.Join(mp, "f")); err != nil || string(b) != "stock" {
+			t.Fatalf("read through the mount with %s: %q, %v", opt, b, err)
+		}
+		p.stop(t, syscall.SIGTERM)
 	}
-	p.stop(t, syscall.SIGTERM)
+	mountWith(t, "hostkey="+fp)
+	// A pin of each of the server's keys mounts, whatever the type.
+	for _, k := range srv.HostKeys {
+		t.Run("Pin/"+k.Type, func(t *testing.T) { mountWith(t, "hostkey="+k.Fingerprint) })
+	}
+	// A known_hosts that lists only the ed25519 key, as one written by
+	// `ssh-keyscan -t ed25519` would.
+	t.Run("KnownHostsEd25519Only", func(t *testing.T) {
+		line, err := exec.Command("ssh-keyscan", "-p", strconv.Itoa(srv.Port), "-t", "ed25519", srv.Host).Output()
+		if err != nil || len(line) == 0 {
+			t.Fatalf("ssh-keyscan: %q, %v", line, err)
+		}
+		kh := filepath.Join(t.TempDir(), "known_hosts")
+		if err := os.WriteFile(kh, line, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mountWith(t, "known_hosts="+kh)
+	})
 }
 
 // TestMountProxyJump mounts a server that only a bastion can reach (both
