@@ -17,7 +17,7 @@ import (
 
 // sftpRequestRE matches the line OpenSSH's sftp-server logs at DEBUG3
 // for every request: "request 12: open ...".
-var sftpRequestRE = regexp.MustCompile(`request \d+: ([a-z@.]+)`)
+var sftpRequestRE = regexp.MustCompile(`request \d+: ([a-z@.-]+)`)
 
 // sshdMount is a mount of a real OpenSSH sftp-server whose requests are
 // logged, so a test can count the round trips an operation costs.

@@ -152,3 +152,39 @@ func sshfsUnlinks(t *testing.T) map[bool]float64 {
 	}
 	return per
 }
+
+// TestRenameRoundTripsSSHD: renaming many files, one rename(2) each on
+// a cold mount, costs one POSIX-RENAME and one LSTAT (of the directory,
+// for the kernel's permission check after the previous rename changed
+// it) per file; the kernel's LOOKUPs of the source and of the (absent)
+// target are answered from the listing. sshfs 3.7 sends 3 (LSTAT of the
+// source, LSTAT of the target, RENAME).
+func TestRenameRoundTripsSSHD(t *testing.T) {
+	m := mountSSHD(t, testOptions())
+	if err := os.Mkdir(filepath.Join(m.back, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range unlinkFiles {
+		writeFile(t, filepath.Join(m.back, "d", fmt.Sprintf("f%03d", i)), "x")
+	}
+	before := m.requests(t)
+	for i := range unlinkFiles {
+		from := filepath.Join(m.mnt, "d", fmt.Sprintf("f%03d", i))
+		if err := unix.Rename(from, filepath.Join(m.mnt, "d", fmt.Sprintf("g%03d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := diff(m.requests(t), before)
+	t.Logf("%d renames: SFTP requests %v", unlinkFiles, got)
+	if r := got["posix-rename"] + got["rename"]; r != unlinkFiles {
+		t.Errorf("%d renames made %d rename requests", unlinkFiles, r)
+	}
+	if st := got["lstat"] + got["stat"]; st > unlinkFiles+6 {
+		t.Errorf("%d renames made %d stat requests, want at most %d (1 per rename)", unlinkFiles, st, unlinkFiles+6)
+	}
+	for i := range unlinkFiles {
+		if _, err := os.Stat(filepath.Join(m.back, "d", fmt.Sprintf("g%03d", i))); err != nil {
+			t.Errorf("renamed file %d is not on the server: %v", i, err)
+		}
+	}
+}
