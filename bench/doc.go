@@ -17,6 +17,11 @@
 // contender fails, so CI notices when the harness rots.
 //
 // It needs root (mounting, dropping caches, tmpfs), /dev/fuse, sshd,
-// sftp, ssh, sshfs, git, ls and find. Run it through `make bench` or
+// sftp, ssh, sshfs, git, ls, find and dd.
+//
+// Raw sftp takes part where OpenSSH's client does the same job: get and
+// put of the sequential file, batch sessions of rm and rename commands
+// (unlink and rename rows) and one get session per file at once (the
+// parallel dd row); the time of an empty session is subtracted. Run it through `make bench` or
 // scripts/bench.sh.
 package main

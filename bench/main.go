@@ -24,7 +24,7 @@ type config struct {
 	randOps, parFiles, gitFiles           int
 	contenders                            []string
 	sftpfsBin, sshfsBin, sftpBin, sshdBin string
-	gitBin                                string
+	gitBin, ddBin                         string
 	sftpfsOpts                            string
 	record                                string
 	smoke, verify                         bool
@@ -161,6 +161,7 @@ func (c *config) tools() error {
 	look(&c.gitBin, "git", has(cSFTPFS) || has(cSSHFS))
 	look(&c.sshfsBin, "sshfs", has(cSSHFS))
 	look(&c.sftpBin, "sftp", has(cRaw))
+	look(&c.ddBin, "dd", has(cSFTPFS) || has(cSSHFS))
 	for _, t := range []string{"ls", "find"} {
 		var p string
 		look(&p, t, true)

@@ -10,7 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -28,6 +31,9 @@ const (
 	mRand      = "rand"
 	mPar       = "par"
 	mGit       = "git"
+	mUnlink    = "unlink"
+	mRename    = "rename"
+	mParProc   = "parproc"
 	mRSSIdle   = "rssidle"
 	mRSSPeak   = "rsspeak"
 )
@@ -35,7 +41,7 @@ const (
 // metricOrder is the row order of the table; higherBetter says which way
 // a ratio is good.
 func metricOrder() []string {
-	return []string{mSeqRead, mSeqWrite, mCPURead, mCPUWrite, mLs, mFind, mCreate, mSmallRead, mRand, mPar, mGit, mRSSIdle, mRSSPeak}
+	return []string{mSeqRead, mSeqWrite, mCPURead, mCPUWrite, mLs, mFind, mCreate, mSmallRead, mUnlink, mRename, mRand, mPar, mParProc, mGit, mRSSIdle, mRSSPeak}
 }
 
 func higherBetter(m string) bool {
@@ -64,6 +70,12 @@ func (c config) metricLabel(m string) string {
 		return fmt.Sprintf("create %d x 4 KiB (files/s)", c.smallFiles)
 	case mSmallRead:
 		return fmt.Sprintf("read %d x 4 KiB cold (files/s)", c.smallFiles)
+	case mUnlink:
+		return fmt.Sprintf("unlink %d x 4 KiB cold, a syscall each (files/s)", c.smallFiles)
+	case mRename:
+		return fmt.Sprintf("rename %d files cold, a syscall each (files/s)", c.smallFiles)
+	case mParProc:
+		return fmt.Sprintf("%d processes each reading a %s file, dd bs=1M (MB/s)", c.parFiles, sizeStr(c.parSize))
 	case mRand:
 		return fmt.Sprintf("4 KiB random reads on %s, 1 thread (IOPS)", sizeStr(c.randSize))
 	case mPar:
@@ -279,6 +291,9 @@ func mountWorkloads() []mountWorkload {
 		{"small read", (*env).wSmallRead},
 		{"random read", (*env).wRand},
 		{"parallel read", (*env).wPar},
+		{"parallel dd", (*env).wParProc},
+		{"unlink", (*env).wUnlink},
+		{"rename", (*env).wRename},
 		{"git status", (*env).wGit},
 	}
 }
@@ -451,6 +466,113 @@ func (e *env) wPar(m *mounted) (measurement, error) {
 	return measurement{mPar: mbps(int64(e.cfg.parFiles)*e.cfg.parSize, d), mRSSPeak: hwm}, nil
 }
 
+// wParProc reads the parallel files with one dd process each (the
+// kernel sees separate processes, as with parallel jobs in a shell,
+// where wPar's goroutines share one).
+func (e *env) wParProc(m *mounted) (measurement, error) {
+	cmds := make([]*exec.Cmd, e.cfg.parFiles)
+	outs := make([]bytes.Buffer, e.cfg.parFiles)
+	start := time.Now()
+	for i := range cmds {
+		cmds[i] = exec.Command(e.cfg.ddBin, "if="+filepath.Join(m.dir, dPar, fmt.Sprintf("p%d", i)), "of=/dev/null", "bs=1M")
+		cmds[i].Stdout, cmds[i].Stderr = &outs[i], &outs[i]
+		if err := cmds[i].Start(); err != nil {
+			for _, c := range cmds[:i] {
+				_ = c.Wait()
+			}
+			return nil, err
+		}
+	}
+	errs := make([]error, len(cmds))
+	for i, c := range cmds {
+		if err := c.Wait(); err != nil {
+			errs[i] = fmt.Errorf("dd of parallel file %d: %v: %s", i, err, strings.TrimSpace(outs[i].String()))
+		} else if want := fmt.Sprintf("%d bytes", e.cfg.parSize); !strings.Contains(outs[i].String(), want) {
+			errs[i] = fmt.Errorf("dd of parallel file %d did not copy %s: %s", i, want, strings.TrimSpace(outs[i].String()))
+		}
+	}
+	d := time.Since(start)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	_, hwm := treeMem(m.pid())
+	return measurement{mParProc: mbps(int64(e.cfg.parFiles)*e.cfg.parSize, d), mRSSPeak: hwm}, nil
+}
+
+// makeOut creates smallFiles 4 KiB files named prefix%05d in the output
+// directory on the server side, behind the mount's back: the mount
+// (fresh) has seen none of them, as after files left by a build.
+func (e *env) makeOut(prefix string) error {
+	data := bytes.Repeat([]byte("unlink-4k-file.."), 256)
+	for i := 0; i < e.cfg.smallFiles; i++ {
+		if err := os.WriteFile(filepath.Join(e.remote, dOut, fmt.Sprintf("%s%05d", prefix, i)), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// outLeft counts the entries left in the output directory on the server.
+func (e *env) outLeft() (int, error) {
+	des, err := os.ReadDir(filepath.Join(e.remote, dOut))
+	return len(des), err
+}
+
+// wUnlink removes smallFiles files by name, one unlink(2) each (a loop
+// of os.unlink in Python, rm with many arguments).
+func (e *env) wUnlink(m *mounted) (measurement, error) {
+	if err := e.makeOut("u"); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	for i := 0; i < e.cfg.smallFiles; i++ {
+		if err := syscall.Unlink(filepath.Join(m.dir, dOut, fmt.Sprintf("u%05d", i))); err != nil {
+			return nil, fmt.Errorf("unlink file %d: %w", i, err)
+		}
+	}
+	d := time.Since(start)
+	if n, err := e.outLeft(); err != nil || n != 0 {
+		return nil, fmt.Errorf("%d files left on the server after unlinking all (%v)", n, err)
+	}
+	return measurement{mUnlink: float64(e.cfg.smallFiles) / d.Seconds()}, nil
+}
+
+// wRename renames smallFiles files within one directory, one rename(2)
+// each.
+func (e *env) wRename(m *mounted) (measurement, error) {
+	if err := e.makeOut("r"); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	for i := 0; i < e.cfg.smallFiles; i++ {
+		from := filepath.Join(m.dir, dOut, fmt.Sprintf("r%05d", i))
+		if err := syscall.Rename(from, filepath.Join(m.dir, dOut, fmt.Sprintf("s%05d", i))); err != nil {
+			return nil, fmt.Errorf("rename file %d: %w", i, err)
+		}
+	}
+	d := time.Since(start)
+	if err := e.checkRenamed(); err != nil {
+		return nil, err
+	}
+	return measurement{mRename: float64(e.cfg.smallFiles) / d.Seconds()}, nil
+}
+
+// checkRenamed checks that the server holds exactly the renamed files.
+func (e *env) checkRenamed() error {
+	n, err := e.outLeft()
+	if err != nil {
+		return err
+	}
+	if n != e.cfg.smallFiles {
+		return fmt.Errorf("%d entries on the server after renaming %d files", n, e.cfg.smallFiles)
+	}
+	last := filepath.Join(e.remote, dOut, fmt.Sprintf("s%05d", e.cfg.smallFiles-1))
+	if st, err := os.Stat(last); err != nil || st.Size() != 4096 {
+		return fmt.Errorf("renamed file %s is not on the server with 4096 bytes: %v", last, err)
+	}
+	return nil
+}
+
 func (e *env) wGit(m *mounted) (measurement, error) {
 	d, _, err := runCount(e.cfg.gitBin, "-C", filepath.Join(m.dir, dGit), "status", "--porcelain")
 	if err != nil {
@@ -496,5 +618,65 @@ func (e *env) rawRound() (measurement, error) {
 	}
 	res[mSeqWrite] = float64(e.cfg.seqSize) / 1e6 / max(w-w0, 1e-6)
 	res[mCPUWrite] = max(c-c0, 0) / gib
+	if err := e.rawMany(res, w0); err != nil {
+		return nil, err
+	}
 	return res, e.clearOut()
+}
+
+// rawMany adds the raw sftp counterparts of the unlink, rename and
+// parallel dd workloads: one batch session of rm or rename commands, and
+// one session per file getting it to /dev/null, all at once. w0 is the
+// time of an empty session, subtracted (for the parallel gets, once:
+// the sessions start together).
+func (e *env) rawMany(res measurement, w0 float64) error {
+	var rm, mv strings.Builder
+	out := filepath.Join(e.remote, dOut)
+	for i := 0; i < e.cfg.smallFiles; i++ {
+		fmt.Fprintf(&rm, "rm %s/u%05d\n", out, i)
+		fmt.Fprintf(&mv, "rename %s/r%05d %s/s%05d\n", out, i, out, i)
+	}
+	if err := e.clearOut(); err != nil {
+		return err
+	}
+	if err := e.makeOut("u"); err != nil {
+		return err
+	}
+	w, _, err := e.sftpBatch(rm.String())
+	if err != nil {
+		return err
+	}
+	if n, err := e.outLeft(); err != nil || n != 0 {
+		return fmt.Errorf("raw rm left %d files on the server (%v)", n, err)
+	}
+	res[mUnlink] = float64(e.cfg.smallFiles) / max(w-w0, 1e-6)
+	if err := e.makeOut("r"); err != nil {
+		return err
+	}
+	if w, _, err = e.sftpBatch(mv.String()); err != nil {
+		return err
+	}
+	if err := e.checkRenamed(); err != nil {
+		return fmt.Errorf("raw rename: %w", err)
+	}
+	res[mRename] = float64(e.cfg.smallFiles) / max(w-w0, 1e-6)
+	if err := dropCaches(); err != nil {
+		return err
+	}
+	walls := make([]float64, e.cfg.parFiles)
+	errs := make([]error, e.cfg.parFiles)
+	var wg sync.WaitGroup
+	for i := range walls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			walls[i], _, errs[i] = e.sftpBatch(fmt.Sprintf("get %s /dev/null\n", filepath.Join(e.remote, dPar, fmt.Sprintf("p%d", i))))
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	res[mParProc] = mbps(int64(e.cfg.parFiles)*e.cfg.parSize, time.Duration(max(slices.Max(walls)-w0, 1e-6)*float64(time.Second)))
+	return nil
 }

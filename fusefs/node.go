@@ -526,7 +526,9 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if errno != 0 {
 		return errno
 	}
-	return n.removed(name, n.errno("unlink", p, n.fsys.b.Remove(bctx(ctx), p)))
+	// The kernel sends UNLINK only for a name it knows as a
+	// non-directory, so the backend need not check (backend.Unlinker).
+	return n.removed(name, n.errno("unlink", p, backend.Unlink(bctx(ctx), n.fsys.b, p)))
 }
 
 // removed reports unlink or rmdir of name, which returned errno.

@@ -17,7 +17,7 @@ import (
 
 // sftpRequestRE matches the line OpenSSH's sftp-server logs at DEBUG3
 // for every request: "request 12: open ...".
-var sftpRequestRE = regexp.MustCompile(`request \d+: ([a-z@.]+)`)
+var sftpRequestRE = regexp.MustCompile(`request \d+: ([a-z@.-]+)`)
 
 // sshdMount is a mount of a real OpenSSH sftp-server whose requests are
 // logged, so a test can count the round trips an operation costs.
@@ -25,17 +25,25 @@ type sshdMount struct {
 	mnt, back, log string
 }
 
-// mountSSHD starts sshd with sftp-server logging every request to a
-// file and mounts the SFTP backend over a fresh server directory.
-func mountSSHD(t *testing.T, o fusefs.Options) *sshdMount {
+// loggingSSHD starts sshd with sftp-server logging every request to
+// the returned file.
+func loggingSSHD(t *testing.T) (*sshdtest.Server, string) {
 	t.Helper()
-	requireMount(t)
 	logFile := filepath.Join(t.TempDir(), "sftp-server.log")
 	srv := sshdtest.Start(t, sshdtest.Options{ExtraConfig: []string{
 		// sshd runs the subsystem through the user's shell, so the
 		// redirection works; -e sends the log to stderr.
 		"Subsystem sftp /usr/lib/openssh/sftp-server -e -l DEBUG3 2>>" + logFile,
 	}})
+	return srv, logFile
+}
+
+// mountSSHD starts sshd with sftp-server logging every request to a
+// file and mounts the SFTP backend over a fresh server directory.
+func mountSSHD(t *testing.T, o fusefs.Options) *sshdMount {
+	t.Helper()
+	requireMount(t)
+	srv, logFile := loggingSSHD(t)
 	back := t.TempDir()
 	b, err := sftp.New(context.Background(), sftp.Config{
 		Host: srv.Host, Port: srv.Port, User: srv.User, Path: back,

@@ -231,6 +231,14 @@ func (w *Backend) Remove(ctx context.Context, name string) error {
 	return err
 }
 
+// Unlink passes backend.Unlinker through, counted as a remove.
+func (w *Backend) Unlink(ctx context.Context, name string) error {
+	t := time.Now()
+	err := backend.Unlink(ctx, w.b, name)
+	w.observe("remove", t, err)
+	return err
+}
+
 func (w *Backend) Rmdir(ctx context.Context, name string) error {
 	t := time.Now()
 	err := w.b.Rmdir(ctx, name)

@@ -127,3 +127,37 @@ func BenchmarkReadAt(b *testing.B) {
 		})
 	}
 }
+
+// unlinker records that Unlink (not Remove) was called.
+type unlinker struct {
+	backend.Backend
+	unlinks int
+}
+
+func (u *unlinker) Unlink(ctx context.Context, name string) error {
+	u.unlinks++
+	return u.Backend.Remove(ctx, name)
+}
+
+// Unlink reaches the wrapped backend's backend.Unlinker (fusefs's UNLINK
+// saves a round trip with it) and counts as a remove.
+func TestUnlinkPassedThrough(t *testing.T) {
+	m := New(prometheus.NewRegistry())
+	u := &unlinker{Backend: newLocal(t)}
+	w := m.Wrap("v", u)
+	ctx := context.Background()
+	f, err := w.OpenFile(ctx, "f", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := backend.Unlink(ctx, w, "f"); err != nil {
+		t.Fatal(err)
+	}
+	if u.unlinks != 1 {
+		t.Errorf("wrapped backend's Unlink called %d times, want 1", u.unlinks)
+	}
+	if got := testutil.ToFloat64(m.ops.WithLabelValues("v", "remove")); got != 1 {
+		t.Errorf("remove count %v, want 1", got)
+	}
+}

@@ -331,6 +331,18 @@ func (b *Backend) Remove(ctx context.Context, name string) error {
 	return pathErr("remove", name, b.do(ctx, false, func(cl *psftp.Client) error { return cl.Remove(p) }))
 }
 
+// Unlink implements backend.Unlinker: Remove without the LSTAT.
+func (b *Backend) Unlink(ctx context.Context, name string) error {
+	p, err := b.abs("remove", name)
+	if err != nil {
+		return err
+	}
+	if name == "." {
+		return errnoErr("remove", name, syscall.EISDIR)
+	}
+	return pathErr("remove", name, b.do(ctx, false, func(cl *psftp.Client) error { return cl.Remove(p) }))
+}
+
 // Rmdir removes an empty directory.
 func (b *Backend) Rmdir(ctx context.Context, name string) error {
 	p, err := b.abs("rmdir", name)
