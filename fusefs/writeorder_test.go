@@ -75,27 +75,8 @@ func TestWriteOrderAcrossDescriptors(t *testing.T) {
 	t.Run("TwoDescriptors", func(t *testing.T) {
 		p := filepath.Join(mnt, "two-fds")
 		writeFile(t, p, "")
-		fd1, err := unix.Open(p, unix.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fd2, err := unix.Open(p, unix.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := unix.Pwrite(fd1, a, 0); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := unix.Pwrite(fd2, b, 0); err != nil {
-			t.Fatal(err)
-		}
 		// fd2 closes first: its own write is done, fd1's may not be.
-		if err := unix.Close(fd2); err != nil {
-			t.Fatal(err)
-		}
-		if err := unix.Close(fd1); err != nil {
-			t.Fatal(err)
-		}
+		writeTwoFDs(t, p, a, b, true)
 		check(t, "two-fds")
 	})
 
@@ -173,26 +154,7 @@ func TestWriteOrderAcrossDescriptorsSSHD(t *testing.T) {
 	for i := range rounds {
 		a := bytes.Repeat([]byte{byte('a' + i%13)}, size)
 		b := bytes.Repeat([]byte{byte('A' + i%13)}, size)
-		fd1, err := unix.Open(p, unix.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fd2, err := unix.Open(p, unix.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := unix.Pwrite(fd1, a, 0); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := unix.Pwrite(fd2, b, 0); err != nil {
-			t.Fatal(err)
-		}
-		if err := unix.Close(fd1); err != nil {
-			t.Fatal(err)
-		}
-		if err := unix.Close(fd2); err != nil {
-			t.Fatal(err)
-		}
+		writeTwoFDs(t, p, a, b, false)
 		got, err := os.ReadFile(filepath.Join(m.back, "f"))
 		if err != nil {
 			t.Fatal(err)
@@ -224,4 +186,32 @@ func describeRuns(data []byte) string {
 		i = j
 	}
 	return string(out)
+}
+
+// writeTwoFDs opens p twice, writes a at 0 through the first descriptor
+// and then b at 0 through the second, and closes both (the second first
+// when secondFirst).
+func writeTwoFDs(t *testing.T, p string, a, b []byte, secondFirst bool) {
+	t.Helper()
+	fds := make([]int, 2)
+	for i := range fds {
+		fd, err := unix.Open(p, unix.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fds[i] = fd
+	}
+	for i, data := range [][]byte{a, b} {
+		if _, err := unix.Pwrite(fds[i], data, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if secondFirst {
+		fds[0], fds[1] = fds[1], fds[0]
+	}
+	for _, fd := range fds {
+		if err := unix.Close(fd); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
