@@ -83,10 +83,13 @@ func TestUnlinkRoundTripsSSHD(t *testing.T) {
 			t.Errorf("%s: %d REMOVE requests for %d unlinks", dir, got["remove"], unlinkFiles)
 		}
 		// One REMOVE and one LSTAT (of the directory) per unlink, a
-		// few LOOKUPs on the way to the first one, and listings
-		// (OPENDIR, READDIRs, CLOSE: read, speculative or ahead).
-		if st := got["lstat"] + got["stat"]; st > unlinkFiles+6 {
-			t.Errorf("%s: %d unlinks made %d stat requests (%.2f each), want at most %d (1 per unlink)", dir, unlinkFiles, st, float64(st)/unlinkFiles, unlinkFiles+6)
+		// few LOOKUPs on the way to the first one and, on a loaded
+		// machine (CI under -race), a few more while the speculative
+		// listing is still on its way; and listings (OPENDIR,
+		// READDIRs, CLOSE: read, speculative or ahead). The old code
+		// made two stats per unlink (82 for 40), far above the slack.
+		if st := got["lstat"] + got["stat"]; st > unlinkFiles+unlinkFiles/4 {
+			t.Errorf("%s: %d unlinks made %d stat requests (%.2f each), want at most %d (1 per unlink and slack)", dir, unlinkFiles, st, float64(st)/unlinkFiles, unlinkFiles+unlinkFiles/4)
 		}
 		if l := got["opendir"] + got["readdir"] + got["close"]; l > 12 {
 			t.Errorf("%s: %d unlinks made %d listing requests, want at most 12", dir, unlinkFiles, l)
@@ -100,7 +103,9 @@ func TestUnlinkRoundTripsSSHD(t *testing.T) {
 	// as it asks for no permission check (no default_permissions).
 	// Listings are left out: their count does not grow with the files.
 	sshfsPer := sshfsUnlinks(t)
-	if p := per[false]; p > sshfsPer[false]+0.15 {
+	// The same slack as above (0.25 per unlink); the old code was a
+	// whole request per unlink behind.
+	if p := per[false]; p > sshfsPer[false]+0.25 {
 		t.Errorf("by name: sftpfs sends %.2f SFTP stat and remove requests per unlink, sshfs %.2f", p, sshfsPer[false])
 	}
 }
@@ -179,8 +184,10 @@ func TestRenameRoundTripsSSHD(t *testing.T) {
 	if r := got["posix-rename"] + got["rename"]; r != unlinkFiles {
 		t.Errorf("%d renames made %d rename requests", unlinkFiles, r)
 	}
-	if st := got["lstat"] + got["stat"]; st > unlinkFiles+6 {
-		t.Errorf("%d renames made %d stat requests, want at most %d (1 per rename)", unlinkFiles, st, unlinkFiles+6)
+	// The same slack as for unlink: lookups while the speculative
+	// listing is on its way on a loaded machine.
+	if st := got["lstat"] + got["stat"]; st > unlinkFiles+unlinkFiles/4 {
+		t.Errorf("%d renames made %d stat requests, want at most %d (1 per rename and slack)", unlinkFiles, st, unlinkFiles+unlinkFiles/4)
 	}
 	for i := range unlinkFiles {
 		if _, err := os.Stat(filepath.Join(m.back, "d", fmt.Sprintf("g%03d", i))); err != nil {
