@@ -235,13 +235,47 @@ func (d *Driver) cleanStale() {
 		d.log.Warn("could not list stale mounts", "error", err)
 		return
 	}
+	// The bottom mount of each mountpoint: a volume's guard is kept, so
+	// that its mountpoint never becomes a bare, writable directory
+	// between this cleanup and the remount (a container still writing
+	// there would write to the plugin's own disk and see success).
+	bottom := map[string]mountinfo.Mount{}
+	for _, m := range below {
+		if _, ok := bottom[m.Mountpoint]; !ok {
+			bottom[m.Mountpoint] = m
+		}
+	}
 	for _, mp := range mps {
-		if err := detachAll(mp, 8); err != nil {
-			d.log.Warn("could not detach a stale mount", "volume", volumeOf(d.cfg.MountRoot, mp), "mountpoint", mp, "error", err)
+		name := volumeOf(d.cfg.MountRoot, mp)
+		v := d.vols[name]
+		if b := bottom[mp]; d.cfg.Guard && v != nil && mp == d.mountpoint(name) && isGuardMount(b) {
+			n, err := mountCount(mp)
+			for i := 1; err == nil && i < n; i++ {
+				err = unix.Unmount(mp, unix.MNT_DETACH)
+			}
+			if err != nil {
+				d.log.Warn("could not detach a stale mount", "volume", name, "mountpoint", mp, "error", err)
+				continue
+			}
+			v.guarded = true
+			d.log.Info("detached stale mount from a previous run; its read-only guard stays", "volume", name, "mountpoint", mp)
 			continue
 		}
-		d.log.Info("detached stale mount from a previous run", "volume", volumeOf(d.cfg.MountRoot, mp), "mountpoint", mp)
+		if err := detachAll(mp, 8); err != nil {
+			d.log.Warn("could not detach a stale mount", "volume", name, "mountpoint", mp, "error", err)
+			continue
+		}
+		d.log.Info("detached stale mount from a previous run", "volume", name, "mountpoint", mp)
 	}
+}
+
+// guardSource names the guard's tmpfs in the mount table.
+const guardSource = "sftpfs-guard"
+
+// isGuardMount reports whether m is a volume's read-only guard
+// (mountLocked).
+func isGuardMount(m mountinfo.Mount) bool {
+	return m.FSType == "tmpfs" && m.Source == guardSource
 }
 
 // Start remounts, in the background, every volume that still had callers
@@ -624,7 +658,7 @@ func (d *Driver) mountLocked(ctx context.Context, v *vol) error {
 		if err := detachAll(mp, 8); err != nil {
 			return fail(err)
 		}
-		if err := unix.Mount("sftpfs-guard", mp, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=4k,nr_inodes=16,mode=0555"); err != nil {
+		if err := unix.Mount(guardSource, mp, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=4k,nr_inodes=16,mode=0555"); err != nil {
 			return fail(fmt.Errorf("mounting the read-only guard on %s (the plugin needs CAP_SYS_ADMIN): %w", mp, err))
 		}
 		d.mu.Lock()

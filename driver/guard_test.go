@@ -111,3 +111,41 @@ func TestStaleMountsDetachedAtStart(t *testing.T) {
 		t.Fatal("start-up cleanup was slow")
 	}
 }
+
+// A plugin killed while a volume was mounted leaves its guard with the
+// dead filesystem on top. The next start detaches the dead mount but
+// keeps the guard, so that between that cleanup and the remount a
+// container still writing to the mountpoint gets EROFS; before, the
+// cleanup detached the guard too and such a write landed on the
+// plugin's own disk with success (seen in TestPluginCrash: an
+// "fsync'ed" file that never reached the server).
+func TestGuardKeptOverRestart(t *testing.T) {
+	testenv.RequireRoot(t)
+	e := newEnv(t)
+	cleanupMounts(t, e.root)
+	cfg := Config{MountRoot: e.root, StateDir: filepath.Join(t.TempDir(), "state"), Mounter: e.fm, Guard: true, Logger: testLogger(t)}
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := serve(t, d)
+	c.mustOK("Create", volume.CreateRequest{Name: "g", Options: map[string]string{"host": "h"}}, nil)
+	var mr volume.MountResponse
+	c.mustOK("Mount", volume.MountRequest{Name: "g", ID: "a"}, &mr)
+	// The killed plugin's filesystem, dead on top of the guard.
+	if err := unix.Mount("dead", mr.Mountpoint, "tmpfs", 0, "size=4k"); err != nil {
+		t.Fatal(err)
+	}
+	// A new plugin process starts over the same state (d is abandoned,
+	// as a killed process would be: no Shutdown).
+	if _, err := New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := mountCount(mr.Mountpoint); n != 1 {
+		t.Errorf("%d mounts on the mountpoint after start, want the guard alone", n)
+	}
+	err = os.WriteFile(filepath.Join(mr.Mountpoint, "leak"), []byte("x"), 0o644)
+	if !errors.Is(err, syscall.EROFS) {
+		t.Fatalf("write to the mountpoint after a restart, before the remount: %v, want EROFS", err)
+	}
+}
