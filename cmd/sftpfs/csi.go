@@ -5,10 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/sftpfs/sftpfs/csi"
@@ -51,12 +49,12 @@ func runCSI(args []string, _, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sftpfs csi: %v\n", err)
 		return 2
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(strings.TrimSpace(*logLevel))); err != nil {
-		fmt.Fprintf(stderr, "sftpfs csi: invalid log level %q: use debug, info, warn or error\n", *logLevel)
+	levelVar, err := parseLevel(*logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "sftpfs csi: %v\n", err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := levelLogger(stderr, levelVar)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)

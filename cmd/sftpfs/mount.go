@@ -21,7 +21,6 @@ import (
 
 	"github.com/sftpfs/sftpfs/backend/metered"
 	"github.com/sftpfs/sftpfs/internal/admin"
-	"github.com/sftpfs/sftpfs/internal/logx"
 	"github.com/sftpfs/sftpfs/internal/mountinfo"
 	"github.com/sftpfs/sftpfs/internal/sdnotify"
 	"github.com/sftpfs/sftpfs/mounter"
@@ -153,9 +152,7 @@ func mountMain(prefix, args []string, background bool, stdout, stderr io.Writer)
 	// The level can change at run time (PUT /loglevel on -o metrics).
 	levelVar := new(slog.LevelVar)
 	levelVar.Set(cfg.LogLevel)
-	newLog := func(w io.Writer) *slog.Logger {
-		return slog.New(logx.NewHandler(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}), levelVar))
-	}
+	newLog := func(w io.Writer) *slog.Logger { return levelLogger(w, levelVar) }
 	mp, err := filepath.Abs(a.Mountpoint)
 	if err != nil {
 		return fail(2, "mountpoint %q: %v", a.Mountpoint, err)

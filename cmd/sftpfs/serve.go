@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"strings"
 	"syscall"
 
 	"github.com/docker/go-plugins-helpers/volume"
@@ -23,7 +22,6 @@ import (
 	"github.com/sftpfs/sftpfs/backend/metered"
 	"github.com/sftpfs/sftpfs/driver"
 	"github.com/sftpfs/sftpfs/internal/admin"
-	"github.com/sftpfs/sftpfs/internal/logx"
 )
 
 // runServe is `sftpfs serve`: the Docker volume plugin's entrypoint. It
@@ -61,18 +59,14 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sftpfs serve: unexpected argument %q\n", fl.Arg(0))
 		return 2
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(strings.TrimSpace(*logLevel))); err != nil {
-		fmt.Fprintf(stderr, "sftpfs serve: invalid log level %q: use debug, info, warn or error\n", *logLevel)
+	levelVar, err := parseLevel(*logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "sftpfs serve: %v\n", err)
 		return 2
 	}
 	// dockerd copies the plugin's stderr into its own log at level info;
-	// the text handler keeps the real level in the message. The level is
-	// a variable (PUT /loglevel), and a volume with debug=true logs its
-	// own debug lines whatever it is (logx.WithFloor).
-	levelVar := new(slog.LevelVar)
-	levelVar.Set(level)
-	log := slog.New(logx.NewHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}), levelVar))
+	// the text handler keeps the real level in the message.
+	log := levelLogger(stderr, levelVar)
 
 	// Metrics cost a few counter updates per storage call: only when
 	// someone asked for them.
