@@ -27,7 +27,7 @@ func (e *env) med(c, m string) (float64, bool) {
 	if len(v) == 0 {
 		return 0, false
 	}
-	if m == mRSSPeak {
+	if m == mRSSPeak || m == mRSSStream {
 		return slices.Max(v), true // the peak over the run, not a median
 	}
 	return median(v), true
