@@ -44,7 +44,7 @@ func (e *env) mountCmd(c, remote, dir string) *exec.Cmd {
 		}
 		return exec.Command(e.cfg.sftpfsBin, "mount", "-o", opts, "root@127.0.0.1:"+remote, dir)
 	case cSSHFS:
-		args := []string{"-f", "root@127.0.0.1:" + remote, dir, "-o", sshfsOptions}
+		args := []string{"-f", "root@127.0.0.1:" + remote, dir, "-o", e.sshfsOpts()}
 		for _, o := range e.srv.sshOptions() {
 			if o == "-F" || o == "/dev/null" {
 				continue // sshfs takes ssh options only as -o

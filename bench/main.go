@@ -25,7 +25,7 @@ type config struct {
 	contenders                            []string
 	sftpfsBin, sshfsBin, sftpBin, sshdBin string
 	gitBin, ddBin                         string
-	sftpfsOpts                            string
+	sftpfsOpts, sshfsOpts                 string
 	record                                string
 	smoke, verify                         bool
 	command                               string
@@ -67,10 +67,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	cs := fl.String("contenders", strings.Join([]string{cSFTPFS, cSSHFS, cRaw}, ","), "contenders to run")
 	fl.StringVar(&c.sftpfsBin, "sftpfs", "bin/sftpfs", "sftpfs binary")
 	fl.StringVar(&c.sftpfsOpts, "sftpfs-opts", "", "extra -o options for sftpfs mount")
+	fl.StringVar(&c.sshfsOpts, "sshfs-opts", "", "extra -o options for sshfs, after its default tuning (e.g. max_conns=4)")
 	fl.StringVar(&c.record, "record", "", "append the results as a dated block to this Markdown file (docs/perf.md)")
 	fl.BoolVar(&c.smoke, "smoke", false, "tiny sizes, one round, verify data: a check that every contender works, not a measurement")
 	fl.BoolVar(&c.verify, "verify", false, "check the CRC of the data read sequentially")
-	fl.StringVar(&c.only, "only", "", "run only the mount workloads whose name contains this (e.g. \"seq\"); for quick checks, not for the record")
+	fl.StringVar(&c.only, "only", "", "run only the mount workloads whose name contains this, or one of these comma-separated words (e.g. \"seq\" or \"find,parallel\"); for quick checks, not for the record")
 	fl.StringVar(&c.perfDir, "perf", "", "record a `perf record -g` profile of the client during every mount workload into this directory")
 	if err := fl.Parse(args); err != nil {
 		return c, err
@@ -325,7 +326,7 @@ func (e *env) runContender(c string, log io.Writer) error {
 		return nil
 	}
 	for _, w := range mountWorkloads() {
-		if e.cfg.only != "" && !strings.Contains(w.name, e.cfg.only) {
+		if !e.cfg.wanted(w.name) {
 			continue
 		}
 		if err := e.clearOut(); err != nil {
@@ -365,4 +366,17 @@ func invoker() string {
 		return v
 	}
 	return os.Args[0]
+}
+
+// wanted reports whether -only selects the mount workload name.
+func (c config) wanted(name string) bool {
+	if c.only == "" {
+		return true
+	}
+	for _, w := range strings.Split(c.only, ",") {
+		if w = strings.TrimSpace(w); w != "" && strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
 }

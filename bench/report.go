@@ -117,7 +117,7 @@ func (e *env) record(table string) error {
 		rev = strings.TrimSpace(string(out))
 	}
 	block := fmt.Sprintf("\n## Run %s (sftpfs %s)\n\nCommand: `%s`\n\nMachine: %s. sshfs options: `Ciphers=%s,%s`; raw sftp: OpenSSH `sftp -b` get to /dev/null and put from tmpfs, with the time of an empty session subtracted. sftpfs options: `%s`.\n\n%s",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), rev, e.cfg.command, machine(), cipher, sshfsOptions, orDefault(e.cfg.sftpfsOpts), table)
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), rev, e.cfg.command, machine(), cipher, e.sshfsOpts(), orDefault(e.cfg.sftpfsOpts), table)
 	f, err := os.OpenFile(e.cfg.record, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
@@ -134,4 +134,12 @@ func orDefault(s string) string {
 		return "(defaults)"
 	}
 	return s
+}
+
+// sshfsOpts is sshfs's -o as the run used it.
+func (e *env) sshfsOpts() string {
+	if e.cfg.sshfsOpts == "" {
+		return sshfsOptions
+	}
+	return sshfsOptions + "," + e.cfg.sshfsOpts
 }

@@ -184,7 +184,7 @@ func TestParseValues(t *testing.T) {
 	f := newFixture(t)
 	cfg, err := Parse(f.base(
 		"Port", "2222", "path", "/srv/data", "create-path", "yes", "ConnectTimeout", "5",
-		"op_timeout", "1m30s", "keepalive", "1s", "keepalive_count", "7", "max_packet", "65536", "ciphers", "aes128-gcm@openssh.com, aes256-ctr",
+		"op_timeout", "1m30s", "keepalive", "1s", "keepalive_count", "7", "max_packet", "65536", "conns", "4", "ciphers", "aes128-gcm@openssh.com, aes256-ctr",
 		"uid", "1000", "gid", "1001", "umask", "027", "ro", "", "default_permissions", "off",
 		"attr_timeout", "0", "entry_timeout", "2.5", "negative_timeout", "3s", "max_write", "131072", "debug", "1", "fuse_debug", "true",
 		"hostkey", f.fingerprint+","+f.keyLine, "known_hosts", "<delete>",
@@ -194,7 +194,7 @@ func TestParseValues(t *testing.T) {
 	}
 	c := cfg.SFTP
 	if c.Port != 2222 || c.Path != "/srv/data" || !c.CreatePath || c.ConnectTimeout != 5*time.Second || c.OpTimeout != 90*time.Second ||
-		c.KeepaliveInterval != time.Second || c.KeepaliveCountMax != 7 || c.MaxPacket != 65536 || strings.Join(c.Ciphers, " ") != "aes128-gcm@openssh.com aes256-ctr" {
+		c.KeepaliveInterval != time.Second || c.KeepaliveCountMax != 7 || c.MaxPacket != 65536 || c.Conns != 4 || strings.Join(c.Ciphers, " ") != "aes128-gcm@openssh.com aes256-ctr" {
 		t.Errorf("sftp = %+v", c)
 	}
 	if len(c.HostKeys) != 2 || c.HostKeys[1] != f.keyLine {
@@ -374,6 +374,9 @@ func TestErrors(t *testing.T) {
 		{"uid", f.base("uid", "-5"), vol, []string{`"uid"`}},
 		{"max_packet", f.base("max_packet", "300000"), vol, []string{`"max_packet"`, "261120"}},
 		{"max_packet small", f.base("max_packet", "100"), vol, []string{`"max_packet"`, "0 (automatic)"}},
+		{"conns zero", f.base("conns", "0"), vol, []string{`"conns"`, `"0"`, "1 to 8", "conns=4"}},
+		{"conns big", f.base("conns", "9"), vol, []string{`"conns"`, `"9"`, "1 to 8"}},
+		{"conns text", f.base("conns", "many"), vol, []string{`"conns"`, `"many"`}},
 		{"sshcmd+host", map[string]string{"sshcmd": "u@h:/p", "host": "h", "identity": "id_ed25519", "hostkey": f.fingerprint}, vol, []string{`"sshcmd"`, `"host"`, "conflict"}},
 		{"sshcmd+user", map[string]string{"sshcmd": "u@h:/p", "user": "v", "identity": "id_ed25519", "hostkey": f.fingerprint}, vol, []string{`"user"`, "conflict"}},
 		{"sshcmd+path", map[string]string{"sshcmd": "u@h:/p", "path": "/q", "identity": "id_ed25519", "hostkey": f.fingerprint}, vol, []string{`"path"`, "conflict"}},
@@ -587,7 +590,7 @@ func TestBackendErrorsNameTheirOption(t *testing.T) {
 		Host: "a b", Port: -1, Path: "x\x00", PasswordFile: "/p", Password: []byte("pw"),
 		CertificateFile: "/c", IdentityInline: [][]byte{{}}, InsecureIgnoreHostKey: true,
 		HostKeys: []string{"SHA256:short"}, ConnectTimeout: -1, OpTimeout: -1,
-		KeepaliveInterval: -1, KeepaliveCountMax: -1, Ciphers: []string{"rot13"}, MaxPacket: 1 << 30,
+		KeepaliveInterval: -1, KeepaliveCountMax: -1, Ciphers: []string{"rot13"}, MaxPacket: 1 << 30, Conns: 9,
 	}
 	err := bad.Validate()
 	errs := backendErrors(err)
@@ -606,7 +609,7 @@ func TestBackendErrorsNameTheirOption(t *testing.T) {
 		seen[e.Option] = true
 	}
 	for _, want := range []string{OptHost, OptPort, OptPath, OptPassword, OptIdentityB64, OptInsecureIgnoreHostKey,
-		OptHostKey, OptConnectTimeout, OptOpTimeout, OptKeepalive, OptKeepaliveCount, OptCiphers, OptMaxPacket} {
+		OptHostKey, OptConnectTimeout, OptOpTimeout, OptKeepalive, OptKeepaliveCount, OptCiphers, OptMaxPacket, OptConns} {
 		if !seen[want] {
 			t.Errorf("no error attributed to %q; got %v", want, errs)
 		}

@@ -605,6 +605,14 @@ func (p *parser) buildSFTP(cfg *Config) {
 		p.fail(&Error{Option: OptMaxPacket, Msg: fmt.Sprintf("option %q: %d is too small: use 0 (automatic) or 512-261120", OptMaxPacket, c.MaxPacket)})
 	}
 
+	if x, v := p.raw(OptConns); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > sftp.MaxConns {
+			p.fail(valueError(x.opt, v, fmt.Sprintf("a number of SSH connections from 1 to %d, e.g. conns=4 to read several files at once faster", sftp.MaxConns)))
+		}
+		c.Conns = n
+	}
+
 	// auth
 	c.IdentityFiles = p.files(OptIdentity, regularFile)
 	if p.has(OptIdentityB64) {

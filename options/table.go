@@ -115,6 +115,7 @@ const (
 	OptKeepaliveCount        = "keepalive_count"
 	OptCiphers               = "ciphers"
 	OptMaxPacket             = "max_packet"
+	OptConns                 = "conns"
 	OptIdentity              = "identity"
 	OptIdentityB64           = "identity_b64"
 	OptCertificate           = "certificate"
@@ -175,6 +176,8 @@ func Table() []Option {
 			Help: "SSH ciphers in order of preference (default: AEAD ciphers first)."},
 		{Name: OptMaxPacket, Kind: Int, Default: "0", Group: GroupConnection,
 			Help: "SFTP read/write request size in bytes: 0 picks the largest the server announces (OpenSSH: 261120, about 25% faster and cheaper in CPU than 32768), else 32768, which every server accepts; or 512-261120."},
+		{Name: OptConns, Kind: Int, Default: "1", Group: GroupConnection,
+			Help: "SSH connections per mount (1-8; sshfs's max_conns). Files open at the same time are spread over them, the extra ones opened when a second, third, ... file is open at once; lookups and listings always use the first, so `find` and `ls` are not slowed. Each is an sshd and sftp-server process on the server; more help several files read or written at once on a server with cores to spare (docs/perf.md)."},
 
 		{Name: OptProxyJump, Kind: List, Group: GroupConnection,
 			Help: "Jump host(s) `[user@]host[:port]`, comma-separated, as OpenSSH's `-J`: the connection goes through each in turn, in-process (no ssh binary). Every hop checks its host key (jump_hostkey, known_hosts) and logs in with the same identity, agent or password; the user defaults to user. Keepalives and reconnects cover the whole chain."},

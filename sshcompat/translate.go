@@ -194,6 +194,10 @@ func (p *Plan) item(k, v string, hasValue bool, caller Caller, set func(name, va
 		if b, err := strconv.ParseBool(yesNo(v)); err != nil || b {
 			return fmt.Errorf("option %q: sftpfs does not compress; remove it (Compression=no is accepted)", k)
 		}
+	case "maxconns":
+		// sshfs 3.7's connection count is sftpfs's conns (which keeps
+		// metadata on the first connection, where sshfs spreads it).
+		set(options.OptConns, v)
 	case "bigwrites":
 		// Large writes are always on (max_write).
 	case "containsymlinks", "transformsymlinks":
@@ -226,7 +230,6 @@ func sshfsRefused() map[string]string {
 		"noreadahead":     "sftpfs reads ahead only for sequential readers; remove it",
 		"syncreaddir":     "a listing is one request stream in sftpfs; remove it",
 		"directio":        "remove it (attr_timeout=0 makes size changes by other clients show at once)",
-		"maxconns":        "sftpfs uses one SSH connection with many requests in flight; remove it",
 		"disablehardlink": "remove it",
 		"nocheckroot":     "sftpfs checks the remote directory when mounting; create_path=true creates a missing one",
 		"passive":         "sftpfs speaks SSH itself; remove it",

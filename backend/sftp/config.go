@@ -68,6 +68,12 @@ type Config struct {
 	// with it the client's CPU per byte, by eight (docs/perf.md).
 	MaxPacket int
 
+	// Conns is the number of SSH connections: 1 to MaxConns, 0 for
+	// DefaultConns. Metadata always uses the first; open files are spread
+	// over all of them, the extra ones dialled when a file is first
+	// placed on them (pool.go).
+	Conns int
+
 	// Reconnect paces reconnect attempts; not a user option (tests
 	// shorten it).
 	Reconnect ReconnectPolicy
@@ -92,6 +98,12 @@ const (
 	// maxMaxPacket keeps a request inside OpenSSH's 256 KiB packet limit
 	// with room for the request header.
 	maxMaxPacket = 256*1024 - 1024
+	// DefaultConns is the number of SSH connections when Conns is 0
+	// (docs/perf.md, "Multiple connections").
+	DefaultConns = 1
+	// MaxConns bounds Conns: each connection is an sshd and an
+	// sftp-server process on the server.
+	MaxConns = 8
 )
 
 // defaultCiphers prefers AEAD ciphers, which need no separate MAC and are
@@ -126,6 +138,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.KeepaliveCountMax <= 0 {
 		c.KeepaliveCountMax = DefaultKeepaliveCountMax
+	}
+	if c.Conns == 0 {
+		c.Conns = DefaultConns
 	}
 	if len(c.Ciphers) == 0 {
 		c.Ciphers = defaultCiphers()
@@ -236,6 +251,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxPacket < 0 || c.MaxPacket > maxMaxPacket {
 		add("max_packet", "max_packet %d is out of range: use 1-%d (default %d)", c.MaxPacket, maxMaxPacket, DefaultMaxPacket)
+	}
+	if c.Conns < 0 || c.Conns > MaxConns {
+		add("conns", "conns %d is out of range: use 1-%d SSH connections (default %d)", c.Conns, MaxConns, DefaultConns)
 	}
 	return errors.Join(errs...)
 }

@@ -84,6 +84,12 @@
 // and retries the read or write. A file renamed or removed in between
 // cannot be re-opened and its calls then fail.
 //
+// With Conns above 1 the backend has a pool of connections (pool.go):
+// path calls use the first, open files go to the connection with the
+// fewest open files, and the extra connections are dialled when first
+// needed. Each reconnects on its own as above; a File stays on its
+// connection and re-opens there. Status follows the first connection.
+//
 // # Errors
 //
 // OpenSSH speaks SFTP version 3, whose only specific statuses are "no

@@ -24,6 +24,10 @@ type File struct {
 	name   string
 	path   string
 	reopen int // flags for re-opening
+	// c is the connection the pool placed the file on (pool.go), slot
+	// its index there.
+	c    *conn
+	slot int
 
 	mu     sync.Mutex
 	t      *transport
@@ -50,6 +54,13 @@ func (b *Backend) OpenFile(ctx context.Context, name string, flag int, perm fs.F
 	const known = os.O_RDONLY | os.O_WRONLY | os.O_RDWR | os.O_CREATE | os.O_EXCL | os.O_TRUNC
 	flag &= known // O_CLOEXEC, O_NOFOLLOW, ... mean nothing remotely
 	f := &File{b: b, name: name, path: p, reopen: flag &^ (os.O_CREATE | os.O_EXCL | os.O_TRUNC)}
+	f.c, f.slot = b.pool.acquire(ctx)
+	placed := true // until Close or a failure gives the place back
+	defer func() {
+		if placed {
+			b.pool.release(f.slot)
+		}
+	}()
 
 	create := flag&os.O_CREATE != 0
 	excl := flag&os.O_EXCL != 0
@@ -65,6 +76,7 @@ func (b *Backend) OpenFile(ctx context.Context, name string, flag int, perm fs.F
 		}
 		err = f.open(ctx, fl)
 		if err == nil {
+			placed = false // Close releases it now
 			if fl&os.O_EXCL != 0 {
 				if err := f.fixMode(perm & backend.PermBits); err != nil {
 					f.Close()
@@ -100,7 +112,7 @@ func (b *Backend) OpenFile(ctx context.Context, name string, flag int, perm fs.F
 
 // open opens the handle on the current transport.
 func (f *File) open(ctx context.Context, flag int) error {
-	h, err := call(f.b.c, ctx, flag&os.O_EXCL == 0, func(t *transport) (opened, error) {
+	h, err := call(f.c, ctx, flag&os.O_EXCL == 0, func(t *transport) (opened, error) {
 		h, err := t.client.OpenFile(f.path, flag)
 		return opened{t, h}, err
 	}, func(o opened) { o.h.Close() })
@@ -160,7 +172,7 @@ func (f *File) handle(t *transport) (*psftp.File, error) {
 // fileCall runs fn with a valid handle, retrying across reconnects; File
 // methods have no context, so OpTimeout bounds them.
 func fileCall[T any](f *File, fn func(*psftp.File) (T, error)) (T, error) {
-	return call(f.b.c, context.Background(), true, func(t *transport) (T, error) {
+	return call(f.c, context.Background(), true, func(t *transport) (T, error) {
 		h, err := f.handle(t)
 		if err != nil {
 			var zero T
@@ -303,10 +315,11 @@ func (f *File) Close() error {
 	f.fresh = nil
 	t, h := f.t, f.h
 	f.mu.Unlock()
+	f.b.pool.release(f.slot)
 	if t == nil || t.isDead() {
 		return nil
 	}
-	_, err := run(f.b.c, context.Background(), t, func(*transport) (struct{}, error) { return struct{}{}, h.Close() }, nil)
+	_, err := run(f.c, context.Background(), t, func(*transport) (struct{}, error) { return struct{}{}, h.Close() }, nil)
 	if err != nil && (isConnErr(t, err) || t.isDead()) {
 		// The server dropped the handle with the connection; every write
 		// was acknowledged before, so nothing is lost.

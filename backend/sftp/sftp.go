@@ -29,6 +29,8 @@ type Options struct {
 	KeepaliveCountMax int
 	// CreatePath creates the root (and parents) when missing.
 	CreatePath bool
+	// Conns is the number of connections (see Config.Conns).
+	Conns int
 	// Remote is the display name for Status.
 	Remote    string
 	Reconnect ReconnectPolicy
@@ -51,12 +53,19 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Conns <= 0 {
+		o.Conns = DefaultConns
+	}
+	o.Conns = min(o.Conns, MaxConns)
 	return o
 }
 
 // Backend is a backend.Backend over SFTP.
 type Backend struct {
+	// c is connection 0, which carries every path call; pool places
+	// open files on it and the extra connections (pool.go).
 	c      *conn
+	pool   *pool
 	root   string // absolute remote path of the root
 	caps   backend.Capabilities
 	exts   []string
@@ -94,7 +103,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	b, err := newBackend(ctx, dial, p, Options{
 		OpTimeout: cfg.OpTimeout, ConnectTimeout: cfg.ConnectTimeout,
 		KeepaliveInterval: cfg.KeepaliveInterval, KeepaliveCountMax: cfg.KeepaliveCountMax,
-		CreatePath: cfg.CreatePath, Remote: cfg.Remote(), Reconnect: cfg.Reconnect, Logger: cfg.Logger,
+		CreatePath: cfg.CreatePath, Conns: cfg.Conns, Remote: cfg.Remote(), Reconnect: cfg.Reconnect, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err
@@ -166,6 +175,7 @@ func newBackend(ctx context.Context, dial Dialer, root string, o Options) (*Back
 	c.mu.Lock()
 	c.check = check
 	c.mu.Unlock()
+	b.pool = newPool(c, dial, o, check)
 	if b.remote == "" {
 		b.remote = abs
 	}
@@ -203,7 +213,12 @@ func (b *Backend) resolveRoot(ctx context.Context, root string, create bool) (st
 	return path.Clean(abs), nil
 }
 
-// Status reports the connection state (backend.Statuser).
+// Status reports the connection state (backend.Statuser). Connection 0
+// decides it: it is always dialled, every path call (lookups, listings,
+// creates) runs on it, so when it is down the volume is unusable
+// whatever the extra connections do; an extra connection that is down
+// holds up only its own open files, which wait for its reconnect within
+// op_timeout like any call, and it reconnects by itself.
 func (b *Backend) Status() backend.Status {
 	state, n, last := b.c.status()
 	return backend.Status{
@@ -215,8 +230,9 @@ func (b *Backend) Status() backend.Status {
 // Capabilities follow the server's extensions at the first connection.
 func (b *Backend) Capabilities() backend.Capabilities { return b.caps }
 
-// Close closes the connection; open Files become unusable.
+// Close closes the connections; open Files become unusable.
 func (b *Backend) Close() error {
+	b.pool.close()
 	b.c.close()
 	return nil
 }
