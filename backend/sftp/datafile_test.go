@@ -126,3 +126,42 @@ func TestCreateModeUmaskSSHD(t *testing.T) {
 		}
 	}
 }
+
+// TestDataSessionLossReconnects: when only the data session breaks (its
+// sftp-server gone, the SSH connection alive), a call on an open file
+// treats that as a lost connection: the backend reconnects, re-opens the
+// file and the call succeeds, instead of failing with an I/O error.
+func TestDataSessionLossReconnects(t *testing.T) {
+	srv := sshdtest.Start(t, sshdtest.Options{})
+	dir := t.TempDir()
+	b, err := New(context.Background(), sshdConfig(srv, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	want := []byte("hello, data session")
+	if err := os.WriteFile(filepath.Join(dir, "f"), want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := b.OpenFile(context.Background(), "f", os.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, ok := handleOf(t, f).(wireFile); !ok {
+		t.Fatalf("handle is %T, want the sftpwire data session", handleOf(t, f))
+	}
+	tr := b.c.current()
+	tr.data.cl.Close()
+	got := make([]byte, 100)
+	n, err := f.ReadAt(got, 0)
+	if err != io.EOF || !bytes.Equal(got[:n], want) {
+		t.Fatalf("ReadAt after the data session broke = %q, %v; want %q, io.EOF", got[:n], err, want)
+	}
+	if st := b.Status(); st.Reconnects < 1 {
+		t.Errorf("Status().Reconnects = %d, want >= 1", st.Reconnects)
+	}
+	if h, ok := handleOf(t, f).(wireFile); !ok || b.c.current() == tr {
+		t.Errorf("after the reconnect: handle %T on the old transport %v", h, b.c.current() == tr)
+	}
+}
