@@ -9,6 +9,7 @@ require (
 	github.com/kevinburke/ssh_config v1.6.0
 	github.com/kubernetes-csi/csi-test/v5 v5.4.0
 	github.com/pkg/sftp v1.13.12
+	github.com/pkg/sftp/v2 v2.0.0-alpha2
 	github.com/prometheus/client_golang v1.25.0
 	golang.org/x/crypto v0.59.0
 	golang.org/x/sys v0.50.0

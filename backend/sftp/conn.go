@@ -50,6 +50,8 @@ type transport struct {
 	gen    uint64
 	dead   chan struct{}
 	once   sync.Once
+	// data is the session open files use (datafile.go).
+	data dataSession
 
 	// The calls in flight on this transport, oldest first, for its
 	// watchdog (see begin). Every call gets the same op_timeout, so the

@@ -86,6 +86,11 @@ func classify(err error) syscall.Errno {
 		return 0
 	case errors.As(err, &se):
 		return errnoFor(se.Code)
+	}
+	if code, ok := wireStatus(err); ok {
+		return errnoFor(code)
+	}
+	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return syscall.ENOENT
 	case errors.Is(err, os.ErrPermission):
@@ -105,7 +110,11 @@ func classify(err error) syscall.Errno {
 // callers then find the precise condition with a follow-up Lstat.
 func isGenericFailure(err error) bool {
 	var se *psftp.StatusError
-	return errors.As(err, &se) && se.Code == fxFailure
+	if errors.As(err, &se) {
+		return se.Code == fxFailure
+	}
+	code, ok := wireStatus(err)
+	return ok && code == fxFailure
 }
 
 // pathErr builds the error returned to backend callers: a *fs.PathError
@@ -173,7 +182,7 @@ func errnoErr(op, name string, errno syscall.Errno) error {
 func describe(err error) error {
 	var se *psftp.StatusError
 	switch {
-	case errors.As(err, &se):
+	case errors.As(err, &se), isWireStatus(err):
 		return fmt.Errorf("server reported failure: %w", err)
 	case errors.Is(err, psftp.ErrSSHFxConnectionLost), errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("sftp connection lost: %w", err)
@@ -208,6 +217,9 @@ func isConnErr(t *transport, err error) bool {
 	var se *psftp.StatusError
 	if errors.As(err, &se) {
 		return se.Code == fxConnectionLost || se.Code == fxNoConnection
+	}
+	if code, ok := wireStatus(err); ok {
+		return code == fxConnectionLost || code == fxNoConnection
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false

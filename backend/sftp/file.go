@@ -9,8 +9,6 @@ import (
 	"sync"
 	"syscall"
 
-	psftp "github.com/pkg/sftp"
-
 	"github.com/sftpfs/sftpfs/backend"
 )
 
@@ -31,7 +29,7 @@ type File struct {
 
 	mu     sync.Mutex
 	t      *transport
-	h      *psftp.File
+	h      fileHandle
 	closed bool
 	// fresh holds the FSTAT answer from creation until the first Stat,
 	// WriteAt or Truncate (see fixMode).
@@ -74,7 +72,7 @@ func (b *Backend) OpenFile(ctx context.Context, name string, flag int, perm fs.F
 		default:
 			fl = flag
 		}
-		err = f.open(ctx, fl)
+		err = f.open(ctx, fl, perm&backend.PermBits)
 		if err == nil {
 			placed = false // Close releases it now
 			if fl&os.O_EXCL != 0 {
@@ -110,10 +108,11 @@ func (b *Backend) OpenFile(ctx context.Context, name string, flag int, perm fs.F
 	return nil, pathErr("open", name, err)
 }
 
-// open opens the handle on the current transport.
-func (f *File) open(ctx context.Context, flag int) error {
+// open opens the handle on the file's connection's current transport; a
+// file it creates asks for perm.
+func (f *File) open(ctx context.Context, flag int, perm fs.FileMode) error {
 	h, err := call(f.c, ctx, flag&os.O_EXCL == 0, func(t *transport) (opened, error) {
-		h, err := t.client.OpenFile(f.path, flag)
+		h, err := t.openHandle(f.path, flag, perm, f.b.dataMax)
 		return opened{t, h}, err
 	}, func(o opened) { o.h.Close() })
 	if err != nil {
@@ -125,14 +124,14 @@ func (f *File) open(ctx context.Context, flag int) error {
 
 type opened struct {
 	t *transport
-	h *psftp.File
+	h fileHandle
 }
 
 // handle returns a handle valid on t, re-opening the file if its handle
 // belongs to an older transport. The re-open runs without f.mu, so that
 // Close and the file's other calls do not wait for a slow server; of two
 // concurrent re-opens the first to finish is kept and the other closed.
-func (f *File) handle(t *transport) (*psftp.File, error) {
+func (f *File) handle(t *transport) (fileHandle, error) {
 	f.mu.Lock()
 	closed, ft, fh := f.closed, f.t, f.h
 	f.mu.Unlock()
@@ -142,7 +141,7 @@ func (f *File) handle(t *transport) (*psftp.File, error) {
 	case ft == t:
 		return fh, nil
 	}
-	h, err := t.client.OpenFile(f.path, f.reopen)
+	h, err := t.openHandle(f.path, f.reopen, 0, f.b.dataMax)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +170,7 @@ func (f *File) handle(t *transport) (*psftp.File, error) {
 
 // fileCall runs fn with a valid handle, retrying across reconnects; File
 // methods have no context, so OpTimeout bounds them.
-func fileCall[T any](f *File, fn func(*psftp.File) (T, error)) (T, error) {
+func fileCall[T any](f *File, fn func(fileHandle) (T, error)) (T, error) {
 	return call(f.c, context.Background(), true, func(t *transport) (T, error) {
 		h, err := f.handle(t)
 		if err != nil {
@@ -183,19 +182,21 @@ func fileCall[T any](f *File, fn func(*psftp.File) (T, error)) (T, error) {
 }
 
 func (f *File) chmod(mode fs.FileMode) error {
-	_, err := fileCall(f, func(h *psftp.File) (struct{}, error) { return struct{}{}, h.Chmod(mode) })
+	_, err := fileCall(f, func(h fileHandle) (struct{}, error) { return struct{}{}, h.Chmod(mode) })
 	return err
 }
 
 // fixMode gives a file this call created the mode the caller asked for.
 // pkg/sftp's OPEN carries no attributes, so the server created it with
-// its own default (OpenSSH: 0666 &^ umask, usually 0644). An FSTAT tells
+// its own default (OpenSSH: 0666 &^ umask, usually 0644); sftpwire's
+// OPEN asks for the mode, but the server's umask may still take bits
+// away. An FSTAT tells
 // whether an FSETSTAT is needed at all; its answer is kept for the Stat
 // that the mount makes right after creating, so in the common case the
 // create costs OPEN+FSTAT instead of OPEN+FSETSTAT+FSTAT.
 func (f *File) fixMode(mode fs.FileMode) error {
 	gen := f.b.mutations.Load()
-	fi, err := fileCall(f, func(h *psftp.File) (os.FileInfo, error) { return h.Stat() })
+	fi, err := fileCall(f, func(h fileHandle) (os.FileInfo, error) { return h.Stat() })
 	if err != nil {
 		// A server refusing FSTAT can still take the FSETSTAT; a lost
 		// connection fails that too.
@@ -234,7 +235,7 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, errnoErr("read", f.name, syscall.EINVAL)
 	}
-	r, err := fileCall(f, func(h *psftp.File) (ioResult, error) {
+	r, err := fileCall(f, func(h fileHandle) (ioResult, error) {
 		n, err := h.ReadAt(p, off)
 		if err == io.EOF {
 			// An answer, not a failure: keep it out of the retry logic.
@@ -256,7 +257,7 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	}
 	f.takeFresh()
 	f.b.mutations.Add(1)
-	n, err := fileCall(f, func(h *psftp.File) (int, error) { return h.WriteAt(p, off) })
+	n, err := fileCall(f, func(h fileHandle) (int, error) { return h.WriteAt(p, off) })
 	if err != nil {
 		return n, f.err("write", err)
 	}
@@ -270,7 +271,7 @@ func (f *File) Truncate(size int64) error {
 	}
 	f.takeFresh()
 	f.b.mutations.Add(1)
-	_, err := fileCall(f, func(h *psftp.File) (struct{}, error) { return struct{}{}, h.Truncate(size) })
+	_, err := fileCall(f, func(h fileHandle) (struct{}, error) { return struct{}{}, h.Truncate(size) })
 	return f.err("truncate", err)
 }
 
@@ -287,7 +288,7 @@ func (f *File) Sync() error {
 		}
 		return nil
 	}
-	_, err := fileCall(f, func(h *psftp.File) (struct{}, error) { return struct{}{}, h.Sync() })
+	_, err := fileCall(f, func(h fileHandle) (struct{}, error) { return struct{}{}, h.Sync() })
 	return f.err("sync", err)
 }
 
@@ -296,7 +297,7 @@ func (f *File) Stat() (backend.FileInfo, error) {
 	if fi := f.takeFresh(); fi != nil {
 		return toInfo(baseName(f.name), fi), nil
 	}
-	fi, err := fileCall(f, func(h *psftp.File) (os.FileInfo, error) { return h.Stat() })
+	fi, err := fileCall(f, func(h fileHandle) (os.FileInfo, error) { return h.Stat() })
 	if err != nil {
 		return backend.FileInfo{}, f.err("stat", err)
 	}

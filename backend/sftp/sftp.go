@@ -79,6 +79,8 @@ type Backend struct {
 	// dirs holds the listing session and the rejected-name count
 	// (readdir.go).
 	dirs dirLister
+	// dataMax is Config.MaxPacket for the file data session (datafile.go).
+	dataMax int
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -109,6 +111,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		return nil, err
 	}
 	b.hk = hk
+	b.dataMax = cfg.MaxPacket
 	return b, nil
 }
 
