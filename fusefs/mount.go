@@ -150,6 +150,7 @@ func Mount(mountpoint string, b backend.Backend, o Options) (*Server, error) {
 		if err != nil {
 			return nil, mountError(mountpoint, err)
 		}
+		raiseReadAhead(mountpoint, fo.MaxReadAhead, loggerOrDiscard(o.Logger))
 		return &Server{Server: server, fsys: fsys}, nil
 	}
 	// fs.Mount would, after mount(2), open a file in the new mount and
@@ -167,6 +168,7 @@ func Mount(mountpoint string, b backend.Backend, o Options) (*Server, error) {
 	if err != nil {
 		return nil, mountError(mountpoint, err)
 	}
+	raiseReadAhead(mountpoint, fo.MaxReadAhead, loggerOrDiscard(o.Logger))
 	go server.Serve()
 	return &Server{Server: server, fsys: fsys}, nil
 }
