@@ -238,6 +238,31 @@ func TestPlugin(t *testing.T) {
 		}
 	})
 
+	// The plugin raises its FUSE mounts' read-ahead (fusefs/bdi.go)
+	// through the bdi mount of plugin/config.json; without it the kernel
+	// keeps 128 KiB and sends sequential reads in 128 KiB requests.
+	t.Run("KernelReadAhead", func(t *testing.T) {
+		h.t = t
+		cid := h.must("run", "-d", "-v", vol+":/data", image, "sleep", "60")
+		defer h.run("rm", "-f", cid)
+		var fuseDev string
+		for _, m := range mountedAt(t, vol) {
+			if strings.HasPrefix(m.FSType, "fuse") {
+				fuseDev = m.Dev
+			}
+		}
+		if fuseDev == "" {
+			t.Fatalf("no FUSE mount of %s in the host mount table while a container uses it", vol)
+		}
+		b, err := os.ReadFile(filepath.Join("/sys/class/bdi", fuseDev, "read_ahead_kb"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(string(b)); got != "1024" {
+			t.Fatalf("read_ahead_kb of the volume's FUSE device %s = %s, want 1024", fuseDev, got)
+		}
+	})
+
 	t.Run("ReadOnly", func(t *testing.T) {
 		h.t = t
 		out, err := h.runIn("-v", vol+":/data:ro", image, "sh", "-c", "echo x > /data/ro.txt")
