@@ -2,7 +2,6 @@ package fusefs
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -64,22 +63,4 @@ func mountDev(mountpoint string) (string, error) {
 		return "", errors.New("no FUSE mount at " + abs + " in the mount table")
 	}
 	return dev, nil
-}
-
-// readAheadKB reads the read-ahead of the FUSE mount at mountpoint, in
-// KiB (tests).
-func readAheadKB(mountpoint string) (int, error) {
-	dev, err := mountDev(mountpoint)
-	if err != nil {
-		return 0, err
-	}
-	b, err := os.ReadFile(bdiReadAheadPath(dev))
-	if err != nil {
-		return 0, err
-	}
-	var kb int
-	if _, err := fmt.Sscanf(string(b), "%d", &kb); err != nil {
-		return 0, err
-	}
-	return kb, nil
 }
