@@ -61,11 +61,19 @@ func (h *fileHandle) errno(op string, err error) syscall.Errno {
 
 func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	var n int
+	var reply *chunkReply
 	errno := h.with(func(f backend.File) syscall.Errno {
 		h.node.drainWrites()
 		var err error
 		if h.ra != nil {
-			n, err = h.ra.ReadAt(dest, off)
+			var res raResult
+			res, err = h.ra.read(dest, off)
+			n = res.n
+			if err != nil && !errors.Is(err, io.EOF) {
+				res.release()
+			} else if !res.inP {
+				reply = &chunkReply{res}
+			}
 		} else {
 			n, err = f.ReadAt(dest, off)
 		}
@@ -76,6 +84,9 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	})
 	if errno != 0 {
 		return nil, errno
+	}
+	if reply != nil {
+		return reply, 0
 	}
 	// Not ReadResultData: go-fuse tries splice(2) for that kind, which
 	// for data already in memory writes the reply header into a pipe,

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/hanwen/go-fuse/v2/fuse"
+
 	"github.com/sftpfs/sftpfs/backend"
 )
 
@@ -102,6 +104,47 @@ func (r *readAhead) covers(off int64) bool {
 
 // ReadAt reads len(p) bytes at off like io.ReaderAt.
 func (r *readAhead) ReadAt(p []byte, off int64) (int, error) {
+	res, err := r.read(p, off)
+	if !res.inP {
+		copyVecs(p, res.vecs)
+	}
+	res.release()
+	return res.n, err
+}
+
+// raResult is the answer to one read: n bytes in vecs, which are either
+// p itself (inP) or slices of read-ahead chunks that stay allocated to
+// this answer until release.
+type raResult struct {
+	vecs [][]byte
+	n    int
+	inP  bool
+	held []*raChunk
+}
+
+func (res *raResult) release() {
+	for _, c := range res.held {
+		c.release()
+	}
+	res.held = nil
+}
+
+func copyVecs(p []byte, vecs [][]byte) {
+	n := 0
+	for _, v := range vecs {
+		n += copy(p[n:], v)
+	}
+}
+
+// read answers a read of len(p) bytes at off without copying data that
+// the pipeline already holds: the kernel's reply is written straight
+// from the chunks (see chunkReply), which saves a copy of every byte
+// streamed. p is used only when the read bypasses the pipeline.
+func (r *readAhead) read(p []byte, off int64) (raResult, error) {
+	direct := func() (raResult, error) {
+		n, err := r.f.ReadAt(p, off)
+		return raResult{vecs: [][]byte{p[:n]}, n: n, inP: true}, err
+	}
 	gen, pending := r.node.writeState()
 	r.mu.Lock()
 	if gen != r.gen {
@@ -120,7 +163,7 @@ func (r *readAhead) ReadAt(p []byte, off int64) (int, error) {
 		// Not (yet) a sequential reader, or writes to this file are
 		// still in flight: a prefetch now could miss them.
 		r.mu.Unlock()
-		return r.f.ReadAt(p, off)
+		return direct()
 	}
 	for len(r.chunks) > 0 && r.chunks[0].end() <= off {
 		r.chunks[0].release()
@@ -144,22 +187,26 @@ func (r *readAhead) ReadAt(p []byte, off int64) (int, error) {
 	r.mu.Unlock()
 
 	if len(need) == 0 { // at or past a known end of file
-		return r.f.ReadAt(p, off)
+		return direct()
 	}
-	n := 0
+	// Every chunk in need stays held until the answer is released:
+	// its buffer returns to the pool only after the reply was written.
+	res := raResult{held: need}
 	var err error
 	for _, c := range need {
 		<-c.done
 		if err == nil {
-			pos := off + int64(n)
+			pos := off + int64(res.n)
 			if pos >= c.off && pos < c.off+int64(c.n) {
-				n += copy(p[n:], c.buf[pos-c.off:c.n])
+				end := min(int64(c.n), pos-c.off+int64(len(p)-res.n))
+				v := c.buf[pos-c.off : end]
+				res.vecs = append(res.vecs, v)
+				res.n += len(v)
 			}
-			if n < len(p) && c.err != nil {
+			if res.n < len(p) && c.err != nil {
 				err = c.err
 			}
 		}
-		c.release()
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		// Let the next read retry without the pipeline.
@@ -167,13 +214,34 @@ func (r *readAhead) ReadAt(p []byte, off int64) (int, error) {
 		r.dropLocked()
 		r.seq = 0
 		r.mu.Unlock()
-		return n, err
+		return res, err
 	}
-	if n < len(p) {
-		return n, io.EOF
+	if res.n < len(p) {
+		return res, io.EOF
 	}
-	return n, nil
+	return res, nil
 }
+
+// chunkReply is a FUSE READ reply written by go-fuse (writev) straight
+// from read-ahead chunks; go-fuse calls Done once the reply is written,
+// which hands the chunks back.
+type chunkReply struct{ res raResult }
+
+func (c *chunkReply) Size() int { return c.res.n }
+
+func (c *chunkReply) Done() { c.res.release() }
+
+func (c *chunkReply) Bytes(buf []byte) ([]byte, fuse.Status) {
+	buf = buf[:0]
+	for _, v := range c.res.vecs {
+		buf = append(buf, v...)
+	}
+	return buf, fuse.OK
+}
+
+// Slices makes go-fuse write the reply with writev(2) from the chunks
+// (its withSlice interface).
+func (c *chunkReply) Slices() ([][]byte, fuse.Status) { return c.res.vecs, fuse.OK }
 
 func (r *readAhead) fetch(off int64, gen uint64) *raChunk {
 	c := &raChunk{off: off, buf: r.pool.get(), done: make(chan struct{}), pool: r.pool}
