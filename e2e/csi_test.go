@@ -93,6 +93,12 @@ func TestCSIPluginPackaging(t *testing.T) {
 	if !mountinfo.IsMounted(hostPath) {
 		t.Fatalf("the publish at %s in the plugin does not show on the host at %s", target, hostPath)
 	}
+	// The bdi mount of plugin/csi/config.json lets the plugin raise the
+	// volume's read-ahead (fusefs/bdi.go); the publish is a bind of the
+	// FUSE mount, so it shows the FUSE device.
+	if kb := readAheadOf(t, hostPath); kb != "1024" {
+		t.Errorf("read_ahead_kb of the published volume's FUSE device = %s, want 1024", kb)
+	}
 	if err := os.WriteFile(filepath.Join(remote, "from-server"), []byte("hello"), 0o644); err != nil {
 		t.Fatal(err)
 	}

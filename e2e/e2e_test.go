@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/sftpfs/sftpfs/internal/faultproxy"
+	"github.com/sftpfs/sftpfs/internal/mountinfo"
 	"github.com/sftpfs/sftpfs/internal/sshdtest"
 	"github.com/sftpfs/sftpfs/internal/testenv"
 	"github.com/sftpfs/sftpfs/sftpserver"
@@ -245,21 +246,19 @@ func TestPlugin(t *testing.T) {
 		h.t = t
 		cid := h.must("run", "-d", "-v", vol+":/data", image, "sleep", "60")
 		defer h.run("rm", "-f", cid)
-		var fuseDev string
+		// Docker's Mountpoint is the path inside the plugin; on the
+		// host the volume is under the plugin's propagated mount.
+		mp := ""
 		for _, m := range mountedAt(t, vol) {
 			if strings.HasPrefix(m.FSType, "fuse") {
-				fuseDev = m.Dev
+				mp = m.Mountpoint
 			}
 		}
-		if fuseDev == "" {
+		if mp == "" {
 			t.Fatalf("no FUSE mount of %s in the host mount table while a container uses it", vol)
 		}
-		b, err := os.ReadFile(filepath.Join("/sys/class/bdi", fuseDev, "read_ahead_kb"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := strings.TrimSpace(string(b)); got != "1024" {
-			t.Fatalf("read_ahead_kb of the volume's FUSE device %s = %s, want 1024", fuseDev, got)
+		if got := readAheadOf(t, mp); got != "1024" {
+			t.Fatalf("read_ahead_kb of the volume's FUSE device = %s, want 1024", got)
 		}
 	})
 
@@ -635,4 +634,28 @@ func startNonRootServer(t *testing.T, h *harness, dir string) int {
 	}
 	h.nonRootFP = f[7]
 	return port
+}
+
+// readAheadOf returns read_ahead_kb of the FUSE device mounted at path
+// on the host (the topmost FUSE mount there).
+func readAheadOf(t *testing.T, path string) string {
+	t.Helper()
+	ms, err := mountinfo.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := ""
+	for _, m := range ms {
+		if m.Mountpoint == path && strings.HasPrefix(m.FSType, "fuse") {
+			dev = m.Dev
+		}
+	}
+	if dev == "" {
+		t.Fatalf("no FUSE mount at %s in the host mount table", path)
+	}
+	b, err := os.ReadFile(filepath.Join("/sys/class/bdi", dev, "read_ahead_kb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -57,7 +57,7 @@ plugin_propagated() {
 # whose source is not the default placeholder: what `docker plugin set`
 # changed and `docker plugin upgrade` would reset.
 plugin_mount_settings() {
-	docker plugin inspect -f '{{range .Config.Mounts}}{{if .Name}}{{.Name}}.source={{.Source}}{{"\n"}}{{end}}{{end}}' "$1" |
+	docker plugin inspect -f '{{range .Config.Mounts}}{{if and .Name .Settable}}{{.Name}}.source={{.Source}}{{"\n"}}{{end}}{{end}}' "$1" |
 		grep -v '^[^=]*=/sys/fs/fuse/connections$' | grep -v '^$' || true
 }
 
