@@ -36,6 +36,24 @@ func ModeFromUnix(m uint32) fs.FileMode {
 	return mode
 }
 
+// PermToUnix converts the permission part of m (permission bits plus
+// setuid, setgid and sticky) to st_mode's numeric form: the inverse of
+// ModeFromUnix for the low 12 bits, used for SFTP attributes and for the
+// FUSE attributes given to the kernel.
+func PermToUnix(m fs.FileMode) uint32 {
+	p := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		p |= 0o4000 // S_ISUID
+	}
+	if m&fs.ModeSetgid != 0 {
+		p |= 0o2000 // S_ISGID
+	}
+	if m&fs.ModeSticky != 0 {
+		p |= 0o1000 // S_ISVTX
+	}
+	return p
+}
+
 // PermBits are the bits of an fs.FileMode that Chmod sets and that perm
 // arguments carry: the permission bits plus setuid, setgid and sticky.
 const PermBits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky

@@ -30,30 +30,14 @@ func typeBits(m fs.FileMode) uint32 {
 	return syscall.S_IFREG
 }
 
-// unixPerm converts the permission part of a Go file mode (including
-// setuid, setgid and sticky) to the numeric form used on the wire.
-func unixPerm(m fs.FileMode) uint32 {
-	p := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		p |= syscall.S_ISUID
-	}
-	if m&fs.ModeSetgid != 0 {
-		p |= syscall.S_ISGID
-	}
-	if m&fs.ModeSticky != 0 {
-		p |= syscall.S_ISVTX
-	}
-	return p
-}
-
-// goPerm is the inverse of unixPerm for the low 12 bits of m.
+// goPerm is the inverse of backend.PermToUnix for the low 12 bits of m.
 func goPerm(m uint32) fs.FileMode { return backend.ModeFromUnix(m & 0o7777) }
 
 // fillAttr presents a backend FileInfo to the kernel, applying the
 // owner mapping and the umask. Ino is left to go-fuse, which owns inode
 // numbers (see doc.go).
 func (fsys *filesystem) fillAttr(fi backend.FileInfo, a *fuse.Attr) {
-	a.Mode = typeBits(fi.Mode) | unixPerm(fi.Mode)&^unixPerm(fsys.o.Umask)
+	a.Mode = typeBits(fi.Mode) | backend.PermToUnix(fi.Mode)&^backend.PermToUnix(fsys.o.Umask)
 	a.Size = uint64(max(fi.Size, 0))
 	a.Blocks = 0 // go-fuse derives blocks from Size
 	mt := fi.ModTime

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/sftpfs/sftpfs/internal/mountinfo"
 )
@@ -55,7 +56,7 @@ func mountDev(mountpoint string) (string, error) {
 	}
 	dev := ""
 	for _, m := range ms {
-		if m.Mountpoint == abs && (m.FSType == "fuse" || len(m.FSType) > 5 && m.FSType[:5] == "fuse.") {
+		if m.Mountpoint == abs && (m.FSType == "fuse" || strings.HasPrefix(m.FSType, "fuse.")) {
 			dev = m.Dev // later lines are mounted on top of earlier ones
 		}
 	}

@@ -458,7 +458,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	perm := goPerm(mode &^ unixPerm(fsys.o.Umask))
+	perm := goPerm(mode &^ backend.PermToUnix(fsys.o.Umask))
 	f, err := fsys.b.OpenFile(bctx(ctx), p, backendFlags(flags)|os.O_CREATE, perm)
 	if err != nil {
 		fsys.changed(change{op: opCreate, dir: n, name: name, failed: true})
@@ -499,7 +499,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if errno != 0 {
 		return nil, errno
 	}
-	perm := goPerm(mode &^ unixPerm(n.fsys.o.Umask))
+	perm := goPerm(mode &^ backend.PermToUnix(n.fsys.o.Umask))
 	if err := n.fsys.b.Mkdir(bctx(ctx), p, perm); err != nil {
 		n.fsys.changed(change{op: opMkdir, dir: n, name: name, failed: true})
 		return nil, n.errno("mkdir", p, err)

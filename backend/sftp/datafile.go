@@ -10,6 +10,7 @@ import (
 	psftp "github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/sftpfs/sftpfs/backend"
 	"github.com/sftpfs/sftpfs/backend/sftp/internal/sftpwire"
 )
 
@@ -72,7 +73,7 @@ func (t *transport) openHandle(path string, flag int, perm fs.FileMode, maxData 
 	if wc := t.data.client(t, maxData); wc != nil {
 		var attrs *sftpwire.Attrs
 		if flag&os.O_CREATE != 0 {
-			attrs = &sftpwire.Attrs{Flags: sftpwire.AttrPermissions, Mode: unixPerm(perm)}
+			attrs = &sftpwire.Attrs{Flags: sftpwire.AttrPermissions, Mode: backend.PermToUnix(perm)}
 		}
 		f, err := wc.OpenFile(path, flag, attrs)
 		if err != nil {
@@ -85,21 +86,6 @@ func (t *transport) openHandle(path string, flag int, perm fs.FileMode, maxData 
 		return nil, err
 	}
 	return h, nil
-}
-
-// unixPerm is the st_mode permission bits of m.
-func unixPerm(m fs.FileMode) uint32 {
-	p := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		p |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		p |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		p |= 0o1000
-	}
-	return p
 }
 
 // wireFile adapts an sftpwire file to fileHandle.
@@ -116,7 +102,7 @@ func (w wireFile) Stat() (os.FileInfo, error) {
 }
 
 func (w wireFile) Chmod(mode fs.FileMode) error {
-	return w.Setstat(sftpwire.Attrs{Flags: sftpwire.AttrPermissions, Mode: unixPerm(mode)})
+	return w.Setstat(sftpwire.Attrs{Flags: sftpwire.AttrPermissions, Mode: backend.PermToUnix(mode)})
 }
 
 func (w wireFile) Truncate(size int64) error {
