@@ -427,6 +427,12 @@ func (c Config) dialSSH(ctx context.Context, seen *seenHostKey) (*psftp.Client, 
 	}
 	sftpClient, err := newSFTPClient(client, c.sftpOptions(packet)...)
 	if err != nil {
+		if ctx.Err() != nil {
+			// The deadline closed the connection under the SFTP
+			// init, which then reads as the server hanging up: say
+			// what really happened.
+			return fail(fmt.Errorf("the sftp subsystem on %s did not start within connect_timeout %v (a busy server or machine; raise connect_timeout): %w", addr, c.ConnectTimeout, err))
+		}
 		return fail(fmt.Errorf("starting the sftp subsystem on %s (is SFTP enabled in sshd_config?): %w", addr, err))
 	}
 	if _, ok := sftpClient.HasExtension("limits@openssh.com"); ok && c.MaxPacket == 0 {
