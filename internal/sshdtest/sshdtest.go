@@ -317,24 +317,44 @@ func probeBanner(addr string) error {
 // containers often does not), so the tree is killed from the leaves up:
 // everything is frozen with SIGSTOP (so nothing forks meanwhile), then the
 // deepest processes are killed and their parents resumed to reap them,
-// level by level, and the listener, whose parent is us, goes last.
+// level by level, and the listener, whose parent is us, goes last. A
+// frozen process whose parent exits on its own meanwhile is reparented out
+// of the tree; every process seen in the tree is therefore remembered and
+// killed at the end, or it would stay frozen (state T) for good.
 func (s *Server) stopLocked() {
 	if s.cmd == nil {
 		return
 	}
 	pid := s.cmd.Process.Pid
+	seen := map[int]bool{}
+	snapshot := func(root int) []proc {
+		t := processTree(root)
+		for _, p := range t {
+			seen[p.pid] = true
+		}
+		return t
+	}
+	defer func() {
+		for p := range seen {
+			// Only sshd's own processes: the pid of one that is gone
+			// may have been reused.
+			if b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/comm"); err == nil && strings.TrimSpace(string(b)) == "sshd" {
+				_ = syscall.Kill(p, syscall.SIGKILL)
+			}
+		}
+	}()
 	for i := 0; i < 10; i++ {
-		tree := processTree(pid)
+		tree := snapshot(pid)
 		for _, p := range tree {
 			_ = syscall.Kill(p.pid, syscall.SIGSTOP)
 		}
-		if len(tree) == len(processTree(pid)) {
+		if len(tree) == len(snapshot(pid)) {
 			break
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		tree := processTree(pid)
+		tree := snapshot(pid)
 		if len(tree) <= 1 {
 			break
 		}
@@ -357,7 +377,7 @@ func (s *Server) stopLocked() {
 		waitGone(killed, time.Second)
 	}
 	// Anything left (a parent that did not reap in time) goes now.
-	for _, p := range processTree(pid) {
+	for _, p := range snapshot(pid) {
 		_ = syscall.Kill(p.pid, syscall.SIGKILL)
 	}
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
