@@ -21,8 +21,9 @@ import (
 //     half-way is forgotten; a rename makes every listing read ahead by
 //     path before it unusable;
 //   - a directory's remembered attributes (dirattr.go): carried across a
-//     creation of a regular file (only the mtime moves), invalidated by
-//     every other change of the directory's entries;
+//     creation of a regular file and an unlink whose server time is
+//     known (only the mtime moves), invalidated by every other change
+//     of the directory's entries;
 //   - a node's change sequence number (node.changed): a snapshot entry
 //     read before it is not trusted for that node;
 //   - a node's write generation (writebehind.go): read-ahead chunks and
@@ -38,7 +39,7 @@ import (
 //	opMkdir     set to fi (unknown*)   invalid     -         -
 //	opSymlink   set to fi (unknown*)   invalid     -         -
 //	opLink      set to fi (unknown*)   invalid     target**  -
-//	opRemove    removed                invalid     -         -
+//	opRemove    removed                invalid**** -         -
 //	opRename    removed; set in to***  invalid     -         -
 //	opAttr      node's entry unknown   carried     node      -
 //	opTruncate  node's entry unknown   carried     node      node
@@ -48,6 +49,7 @@ import (
 //	*   unknown when fi could not be read after the operation succeeded
 //	**  its entry under its other name becomes unknown (link count)
 //	*** with the source's snapshot attributes when known, else unknown
+//	**** carried after an unlink whose time is known (dirattr.go)
 //
 // A failed namespace operation (failed set) may still have been carried
 // out in part (a timeout after the server acted), so it forgets the
@@ -119,6 +121,9 @@ type change struct {
 	// failed says the backend reported an error: the operation may have
 	// been carried out in part.
 	failed bool
+	// at is the local time around an unlink's request (opRemove of a
+	// non-directory); zero otherwise.
+	at timeWindow
 }
 
 // changed updates every cache affected by c (see the table above).
@@ -153,7 +158,10 @@ func (fsys *filesystem) changed(c change) {
 			c.dir.dirEntryChanged()
 			return
 		}
-		dc.update(c.dir, c.name, nil, true)
+		prev, cur := dc.update(c.dir, c.name, nil, true)
+		if mtime, ok := c.dir.unlinked(cur, c.at); ok {
+			c.dir.dirAttrCarry(prev, cur, mtime)
+		}
 		c.dir.dirEntryChanged()
 	case opRename:
 		if c.failed {

@@ -1,6 +1,7 @@
 package fusefs
 
 import (
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,6 +44,27 @@ import (
 // A directory's size is left as last read: servers report block counts
 // (ext4) or entry-based sizes (tmpfs) that no client can predict, and no
 // tool can rely on a directory's size.
+//
+// Unlinks. The kernel drops the directory's attributes at every UNLINK
+// too, so `rm` of many files cost an LSTAT of the directory per file on
+// top of its REMOVE (sshfs, which asks for no permission check, sends
+// the REMOVE alone). An unlink's new mtime is the server's clock at the
+// REMOVE, which no SFTP reply carries; but the mount knows its own clock
+// just before the request and just after the reply (timeWindow). When
+// both fall in the same whole second (SFTP v3's resolution) and the
+// server's clock was recently seen to agree with ours to the second
+// (serverClock), that second is the directory's mtime, and the
+// remembered attributes are carried across the unlink under the
+// conditions above. The clock is checked by the GETATTRs that still
+// reach the server: a directory's mtime read right after an unlink
+// through this mount, with no other change through it in between, must
+// fall in that unlink's window. A server whose clock is off by a second
+// or more, that leaves a directory's mtime alone at an unlink, or a
+// directory that another client changed meanwhile fails the check, and
+// the next unlinks go back to the server's LSTAT until a check passes.
+// What is left: a clock off by less than a second may show a mtime one
+// second off, for no longer than the listing lifetime. rmdir is never
+// carried (it also changes the directory's link count), nor a rename.
 
 // rememberDirAttr records fi, read from the backend by a GETATTR that
 // started when n's change sequence number was seq.
@@ -52,6 +74,63 @@ func (n *node) rememberDirAttr(fi backend.FileInfo, seq uint64) {
 	n.last, n.hasLast, n.lastAt = fi, true, time.Now()
 	n.attrValid = n.isDir() && n.fsys.dc.enabled() && n.changed.Load() == seq
 	n.attrSeq = seq
+	if n.attrValid && seq != 0 && n.rmSeq == seq {
+		// Nothing changed the directory through this mount since
+		// its unlink: the server's mtime tells whether our clocks
+		// agree.
+		n.fsys.clock.check(fi.ModTime, n.rm)
+	}
+}
+
+// unlinked records that an unlink made in the local time window w moved
+// n's change sequence number to cur, and returns the directory's new
+// mtime when it is known (see above): then its remembered attributes may
+// be carried across the unlink (change.go).
+func (n *node) unlinked(cur uint64, w timeWindow) (time.Time, bool) {
+	if w.from.IsZero() || cur == 0 {
+		return time.Time{}, false
+	}
+	n.mu.Lock()
+	n.rm, n.rmSeq = w, cur
+	n.mu.Unlock()
+	if sec, ok := w.second(); ok && n.fsys.clock.agrees(w.to) {
+		return time.Unix(sec, 0), true
+	}
+	return time.Time{}, false
+}
+
+// timeWindow is an interval of the local clock around one request.
+type timeWindow struct{ from, to time.Time }
+
+// second returns the whole second (Unix time) the window lies in, if it
+// lies in one.
+func (w timeWindow) second() (int64, bool) {
+	return w.from.Unix(), !w.from.IsZero() && w.from.Unix() == w.to.Unix()
+}
+
+// serverClock remembers when the server's clock was last seen to agree
+// with ours to the second. Agreement is trusted for clockTrust: clocks
+// drift by far less than a second in that time.
+type serverClock struct {
+	agreedAt atomic.Int64 // UnixNano of the last agreeing check; 0: none, or the last check failed
+}
+
+const clockTrust = time.Minute
+
+// check compares mtime, the server's time for a change made in the
+// local window w, with w.
+func (c *serverClock) check(mtime time.Time, w timeWindow) {
+	if s := mtime.Unix(); s >= w.from.Unix() && s <= w.to.Unix() {
+		c.agreedAt.Store(time.Now().UnixNano())
+	} else {
+		c.agreedAt.Store(0)
+	}
+}
+
+// agrees reports whether a check agreed less than clockTrust before now.
+func (c *serverClock) agrees(now time.Time) bool {
+	at := c.agreedAt.Load()
+	return at != 0 && now.Sub(time.Unix(0, at)) < clockTrust
 }
 
 // dirAttrCarry carries n's remembered attributes across a change through

@@ -55,7 +55,10 @@
 //     next opendir of it once, within ttl.
 //   - A directory's attributes (dirattr.go): for ttl after a GETATTR,
 //     carried across this mount's own creations of files in it, so that
-//     filling a directory does not stat it once per file.
+//     filling a directory does not stat it once per file, and across its
+//     unlinks when the server's clock was seen to agree with ours to
+//     the second within the last minute (the new mtime is then the
+//     unlink's second), so that emptying one does not either.
 //   - The page cache kept across opens (keepcache.go): only while the
 //     file's size and mtime, at most AttrTimeout old, are those of the
 //     previous open and its mtime had settled (2 s; SFTP mtimes have

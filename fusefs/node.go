@@ -30,6 +30,9 @@ type filesystem struct {
 	root *node
 	// dc keeps recent listings to answer lookups (dircache.go).
 	dc *dirCache
+	// clock says whether the server's clock was seen to agree with
+	// ours (dirattr.go).
+	clock serverClock
 }
 
 // node is a file, directory or symlink. It stores no path: the path is
@@ -52,6 +55,10 @@ type node struct {
 	// to change sequence number attrSeq.
 	attrValid bool
 	attrSeq   uint64
+	// rm is the local time around this directory's latest unlink
+	// through this mount, at change sequence number rmSeq (dirattr.go).
+	rm    timeWindow
+	rmSeq uint64
 	// kc describes the kernel page cache for keep_cache (keepcache.go).
 	kc pageCacheState
 	// refusedLogged is set once a refused symlink target has been
@@ -515,7 +522,7 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if errno != 0 {
 		return errno
 	}
-	return n.removed(name, n.errno("rmdir", p, n.fsys.b.Rmdir(bctx(ctx), p)))
+	return n.removed(name, n.errno("rmdir", p, n.fsys.b.Rmdir(bctx(ctx), p)), timeWindow{})
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
@@ -528,12 +535,19 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	}
 	// The kernel sends UNLINK only for a name it knows as a
 	// non-directory, so the backend need not check (backend.Unlinker).
-	return n.removed(name, n.errno("unlink", p, backend.Unlink(bctx(ctx), n.fsys.b, p)))
+	// The times around the request bound when the server changed the
+	// directory's mtime (dirattr.go).
+	w := timeWindow{from: time.Now()}
+	err := backend.Unlink(bctx(ctx), n.fsys.b, p)
+	w.to = time.Now()
+	return n.removed(name, n.errno("unlink", p, err), w)
 }
 
-// removed reports unlink or rmdir of name, which returned errno.
-func (n *node) removed(name string, errno syscall.Errno) syscall.Errno {
-	n.fsys.changed(change{op: opRemove, dir: n, name: name, failed: errno != 0})
+// removed reports unlink or rmdir of name, which returned errno; w is
+// the local time around an unlink's request (zero for rmdir, which also
+// changes the directory's link count).
+func (n *node) removed(name string, errno syscall.Errno, w timeWindow) syscall.Errno {
+	n.fsys.changed(change{op: opRemove, dir: n, name: name, failed: errno != 0, at: w})
 	return errno
 }
 
