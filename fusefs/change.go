@@ -21,9 +21,9 @@ import (
 //     half-way is forgotten; a rename makes every listing read ahead by
 //     path before it unusable;
 //   - a directory's remembered attributes (dirattr.go): carried across a
-//     creation of a regular file and an unlink whose server time is
-//     known (only the mtime moves), invalidated by every other change
-//     of the directory's entries;
+//     creation of a regular file and an unlink or rename of a file whose
+//     server time is known (only the mtime moves), invalidated by every
+//     other change of the directory's entries;
 //   - a node's change sequence number (node.changed): a snapshot entry
 //     read before it is not trusted for that node;
 //   - a node's write generation (writebehind.go): read-ahead chunks and
@@ -40,7 +40,7 @@ import (
 //	opSymlink   set to fi (unknown*)   invalid     -         -
 //	opLink      set to fi (unknown*)   invalid     target**  -
 //	opRemove    removed                invalid**** -         -
-//	opRename    removed; set in to***  invalid     -         -
+//	opRename    removed; set in to***  invalid**** -         -
 //	opAttr      node's entry unknown   carried     node      -
 //	opTruncate  node's entry unknown   carried     node      node
 //	opWrite     - (opWritten does it)  -           node      (at start)
@@ -49,7 +49,8 @@ import (
 //	*   unknown when fi could not be read after the operation succeeded
 //	**  its entry under its other name becomes unknown (link count)
 //	*** with the source's snapshot attributes when known, else unknown
-//	**** carried after an unlink whose time is known (dirattr.go)
+//	**** carried after an unlink or a rename of a file whose time is
+//	     known (dirattr.go)
 //
 // A failed namespace operation (failed set) may still have been carried
 // out in part (a timeout after the server acted), so it forgets the
@@ -121,8 +122,9 @@ type change struct {
 	// failed says the backend reported an error: the operation may have
 	// been carried out in part.
 	failed bool
-	// at is the local time around an unlink's request (opRemove of a
-	// non-directory); zero otherwise.
+	// at is the local time around the request of an unlink (opRemove
+	// of a non-directory) or a rename of a non-directory; zero
+	// otherwise.
 	at timeWindow
 }
 
@@ -159,7 +161,7 @@ func (fsys *filesystem) changed(c change) {
 			return
 		}
 		prev, cur := dc.update(c.dir, c.name, nil, true)
-		if mtime, ok := c.dir.unlinked(cur, c.at); ok {
+		if mtime, ok := c.dir.entriesChangedAt(cur, c.at); ok {
 			c.dir.dirAttrCarry(prev, cur, mtime)
 		}
 		c.dir.dirEntryChanged()
@@ -168,8 +170,16 @@ func (fsys *filesystem) changed(c change) {
 			dc.drop(c.dir)
 			dc.drop(c.to)
 		} else {
-			dc.update(c.dir, c.name, nil, true)
-			dc.update(c.to, c.toName, c.fi, c.fi != nil)
+			// With c.dir == c.to the second update moves the same
+			// sequence number on from the first's.
+			prev, cur := dc.update(c.dir, c.name, nil, true)
+			if mtime, ok := c.dir.entriesChangedAt(cur, c.at); ok {
+				c.dir.dirAttrCarry(prev, cur, mtime)
+			}
+			prev, cur = dc.update(c.to, c.toName, c.fi, c.fi != nil)
+			if mtime, ok := c.to.entriesChangedAt(cur, c.at); ok {
+				c.to.dirAttrCarry(prev, cur, mtime)
+			}
 		}
 		c.dir.dirEntryChanged()
 		c.to.dirEntryChanged()

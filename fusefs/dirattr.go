@@ -31,12 +31,13 @@ import (
 //     attr_timeout) ago; the kernel gets only the rest of attr_timeout,
 //     so another client's change shows no later than without this;
 //   - every change through this mount to the directory since that read
-//     was a creation that brought them forward or a change of a child's
-//     attributes (a write, truncate, chmod or utimens of a file in it,
-//     which leaves the directory as it was); node.changed is compared
-//     exactly, so an unlink, rename, mkdir, chmod or utimens of the
-//     directory or a failed creation in between, even a concurrent one,
-//     sends the next GETATTR to the backend.
+//     was a creation that brought them forward (or an unlink or rename
+//     of a file that did, below) or a change of a child's attributes (a
+//     write, truncate, chmod or utimens of a file in it, which leaves the
+//     directory as it was); node.changed is compared exactly, so any
+//     other unlink or rename, a mkdir, rmdir, chmod or utimens of the
+//     directory or a failed operation in between, even a concurrent
+//     one, sends the next GETATTR to the backend.
 // SETATTR's reply never comes from them (its change is recorded only
 // after it). A CREATE that opened a file another client had created
 // since this mount's listing did not change the directory; its mtime is
@@ -45,26 +46,29 @@ import (
 // (ext4) or entry-based sizes (tmpfs) that no client can predict, and no
 // tool can rely on a directory's size.
 //
-// Unlinks. The kernel drops the directory's attributes at every UNLINK
-// too, so `rm` of many files cost an LSTAT of the directory per file on
-// top of its REMOVE (sshfs, which asks for no permission check, sends
-// the REMOVE alone). An unlink's new mtime is the server's clock at the
-// REMOVE, which no SFTP reply carries; but the mount knows its own clock
+// Unlinks and renames of files. The kernel drops the directory's
+// attributes at every UNLINK and RENAME too, so `rm` of many files cost
+// an LSTAT of the directory per file on top of its REMOVE (sshfs, which
+// asks for no permission check, sends the REMOVE alone), and a rename
+// one on top of its RENAME. The new mtime is the server's clock at the
+// request, which no SFTP reply carries; but the mount knows its own clock
 // just before the request and just after the reply (timeWindow). When
 // both fall in the same whole second (SFTP v3's resolution) and the
 // server's clock was recently seen to agree with ours to the second
 // (serverClock), that second is the directory's mtime, and the
-// remembered attributes are carried across the unlink under the
-// conditions above. The clock is checked by the GETATTRs that still
-// reach the server: a directory's mtime read right after an unlink
-// through this mount, with no other change through it in between, must
-// fall in that unlink's window. A server whose clock is off by a second
-// or more, that leaves a directory's mtime alone at an unlink, or a
-// directory that another client changed meanwhile fails the check, and
-// the next unlinks go back to the server's LSTAT until a check passes.
+// remembered attributes are carried across the change under the
+// conditions above (for a rename, both directories'). The clock is
+// checked by the GETATTRs that still reach the server: a directory's
+// mtime read right after an unlink or rename through this mount, with no
+// other change through it in between, must fall in that request's
+// window. A server whose clock is off by a second or more, one that
+// leaves a directory's mtime alone at an unlink, or a directory that
+// another client changed meanwhile fails the check, and the next unlinks
+// and renames go back to the server's LSTAT until a check passes.
 // What is left: a clock off by less than a second may show a mtime one
-// second off, for no longer than the listing lifetime. rmdir is never
-// carried (it also changes the directory's link count), nor a rename.
+// second off, for no longer than the listing lifetime. rmdir and the
+// rename of a directory are never carried: they also change link
+// counts.
 
 // rememberDirAttr records fi, read from the backend by a GETATTR that
 // started when n's change sequence number was seq.
@@ -74,24 +78,25 @@ func (n *node) rememberDirAttr(fi backend.FileInfo, seq uint64) {
 	n.last, n.hasLast, n.lastAt = fi, true, time.Now()
 	n.attrValid = n.isDir() && n.fsys.dc.enabled() && n.changed.Load() == seq
 	n.attrSeq = seq
-	if n.attrValid && seq != 0 && n.rmSeq == seq {
+	if n.attrValid && seq != 0 && n.winSeq == seq {
 		// Nothing changed the directory through this mount since
-		// its unlink: the server's mtime tells whether our clocks
-		// agree.
-		n.fsys.clock.check(fi.ModTime, n.rm)
+		// that unlink or rename: the server's mtime tells whether
+		// our clocks agree.
+		n.fsys.clock.check(fi.ModTime, n.win)
 	}
 }
 
-// unlinked records that an unlink made in the local time window w moved
-// n's change sequence number to cur, and returns the directory's new
-// mtime when it is known (see above): then its remembered attributes may
-// be carried across the unlink (change.go).
-func (n *node) unlinked(cur uint64, w timeWindow) (time.Time, bool) {
+// entriesChangedAt records that an unlink or a rename of a file made in
+// the local time window w moved n's change sequence number to cur, and
+// returns the directory's new mtime when it is known (see above): then
+// its remembered attributes may be carried across the change
+// (change.go).
+func (n *node) entriesChangedAt(cur uint64, w timeWindow) (time.Time, bool) {
 	if w.from.IsZero() || cur == 0 {
 		return time.Time{}, false
 	}
 	n.mu.Lock()
-	n.rm, n.rmSeq = w, cur
+	n.win, n.winSeq = w, cur
 	n.mu.Unlock()
 	if sec, ok := w.second(); ok && n.fsys.clock.agrees(w.to) {
 		return time.Unix(sec, 0), true

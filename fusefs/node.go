@@ -55,10 +55,11 @@ type node struct {
 	// to change sequence number attrSeq.
 	attrValid bool
 	attrSeq   uint64
-	// rm is the local time around this directory's latest unlink
-	// through this mount, at change sequence number rmSeq (dirattr.go).
-	rm    timeWindow
-	rmSeq uint64
+	// win is the local time around the latest unlink or rename of a
+	// file in this directory through this mount, at change sequence
+	// number winSeq (dirattr.go).
+	win    timeWindow
+	winSeq uint64
 	// kc describes the kernel page cache for keep_cache (keepcache.go).
 	kc pageCacheState
 	// refusedLogged is set once a refused symlink target has been
@@ -588,7 +589,19 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if moved, known := n.fsys.dc.entry(n, name); known {
 		c.fi = &moved
 	}
-	errno = n.errno("rename", from, n.fsys.b.Rename(bctx(ctx), from, to, rf))
+	// The window bounds when the server changed the directories'
+	// mtimes; a directory moved between directories also changes
+	// their link counts, so it gets none (dirattr.go).
+	var w timeWindow
+	if child := n.GetChild(name); child != nil && child.StableAttr().Mode != syscall.S_IFDIR {
+		w.from = time.Now()
+	}
+	err := n.fsys.b.Rename(bctx(ctx), from, to, rf)
+	if !w.from.IsZero() {
+		w.to = time.Now()
+	}
+	c.at = w
+	errno = n.errno("rename", from, err)
 	c.failed = errno != 0
 	n.fsys.changed(c)
 	return errno
