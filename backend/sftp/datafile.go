@@ -75,11 +75,20 @@ func (t *transport) openHandle(path string, flag int, perm fs.FileMode, maxData 
 		if flag&os.O_CREATE != 0 {
 			attrs = &sftpwire.Attrs{Flags: sftpwire.AttrPermissions, Mode: backend.PermToUnix(perm)}
 		}
+		if flag&(os.O_CREATE|os.O_EXCL) == os.O_CREATE|os.O_EXCL {
+			// fixMode needs the new file's attributes: ask for them
+			// along with the OPEN.
+			f, st, err := wc.OpenLstat(path, flag, attrs)
+			if err != nil {
+				return nil, err
+			}
+			return wireFile{f, st}, nil
+		}
 		f, err := wc.OpenFile(path, flag, attrs)
 		if err != nil {
 			return nil, err
 		}
-		return wireFile{f}, nil
+		return wireFile{f, nil}, nil
 	}
 	h, err := t.client.OpenFile(path, flag)
 	if err != nil {
@@ -88,17 +97,38 @@ func (t *transport) openHandle(path string, flag int, perm fs.FileMode, maxData 
 	return h, nil
 }
 
-// wireFile adapts an sftpwire file to fileHandle.
-type wireFile struct{ *sftpwire.File }
+// wireFile adapts an sftpwire file to fileHandle. created holds the
+// attributes of a file created with O_EXCL, from the LSTAT sent with its
+// OPEN (nil if it failed).
+type wireFile struct {
+	*sftpwire.File
+	created *sftpwire.Attrs
+}
 
 func (w wireFile) Stat() (os.FileInfo, error) {
 	a, err := w.File.Stat()
 	if err != nil {
 		return nil, err
 	}
+	return attrsInfo(a), nil
+}
+
+// createdStat returns the attributes read along with an exclusive create,
+// if they are those of a new file: a regular file, empty. A server that
+// answered the LSTAT before the OPEN, or another client's file swapped
+// in meanwhile, fails that more often than not; then the caller asks
+// with an FSTAT.
+func (w wireFile) createdStat() (os.FileInfo, bool) {
+	if w.created == nil || w.created.Flags&sftpwire.AttrPermissions == 0 || w.created.Size != 0 {
+		return nil, false
+	}
+	fi := attrsInfo(*w.created)
+	return fi, fi.Mode().IsRegular()
+}
+
+func attrsInfo(a sftpwire.Attrs) os.FileInfo {
 	// toInfo reads owner and atime from a *psftp.FileStat.
-	st := &psftp.FileStat{Size: a.Size, Mode: a.Mode, Mtime: a.Mtime, Atime: a.Atime, UID: a.UID, GID: a.GID}
-	return wireInfo{st}, nil
+	return wireInfo{&psftp.FileStat{Size: a.Size, Mode: a.Mode, Mtime: a.Mtime, Atime: a.Atime, UID: a.UID, GID: a.GID}}
 }
 
 func (w wireFile) Chmod(mode fs.FileMode) error {

@@ -190,13 +190,28 @@ func (f *File) chmod(mode fs.FileMode) error {
 // pkg/sftp's OPEN carries no attributes, so the server created it with
 // its own default (OpenSSH: 0666 &^ umask, usually 0644); sftpwire's
 // OPEN asks for the mode, but the server's umask may still take bits
-// away. An FSTAT tells
-// whether an FSETSTAT is needed at all; its answer is kept for the Stat
-// that the mount makes right after creating, so in the common case the
-// create costs OPEN+FSTAT instead of OPEN+FSETSTAT+FSTAT.
+// away. An FSTAT (with sftpwire, the LSTAT sent along with the OPEN)
+// tells whether an FSETSTAT is needed at all; its answer is kept for the
+// Stat that the mount makes right after creating, so in the common case
+// the create costs OPEN+FSTAT, or OPEN+LSTAT in one round trip, instead
+// of OPEN+FSETSTAT+FSTAT.
 func (f *File) fixMode(mode fs.FileMode) error {
 	gen := f.b.mutations.Load()
-	fi, err := fileCall(f, func(h fileHandle) (os.FileInfo, error) { return h.Stat() })
+	f.mu.Lock()
+	h := f.h
+	f.mu.Unlock()
+	var fi os.FileInfo
+	var err error
+	if wf, ok := h.(wireFile); ok {
+		// The LSTAT sent with the OPEN saves the FSTAT's round trip.
+		fi, ok = wf.createdStat()
+		if !ok {
+			fi = nil
+		}
+	}
+	if fi == nil {
+		fi, err = fileCall(f, func(h fileHandle) (os.FileInfo, error) { return h.Stat() })
+	}
 	if err != nil {
 		// A server refusing FSTAT can still take the FSETSTAT; a lost
 		// connection fails that too.

@@ -16,6 +16,7 @@ const (
 	fxpClose         = 4
 	fxpRead          = 5
 	fxpWrite         = 6
+	fxpLstat         = 7
 	fxpFstat         = 8
 	fxpFsetstat      = 10
 	fxpStatus        = 101

@@ -145,14 +145,61 @@ func openFlags(flag int) uint32 {
 func (c *Client) OpenFile(path string, flag int, attrs *Attrs) (*File, error) {
 	cl := c.get()
 	defer c.put(cl)
+	c.beginOpen(cl, path, flag, attrs)
+	if err := c.roundTrip(cl); err != nil {
+		return nil, err
+	}
+	return openResult(c, cl)
+}
+
+// OpenLstat is OpenFile with an LSTAT of path sent right behind the
+// OPEN, without waiting for it: one round trip for both, as sshfs does
+// when it creates a file. A server that answers requests in order (as
+// OpenSSH's does) stats what the OPEN left at path; one that does not
+// may answer from before it. The attributes are nil when the LSTAT
+// failed, or when the OPEN did (whose error is returned).
+func (c *Client) OpenLstat(path string, flag int, attrs *Attrs) (*File, *Attrs, error) {
+	ocl, scl := c.get(), c.get()
+	defer c.put(ocl)
+	defer c.put(scl)
+	c.beginOpen(ocl, path, flag, attrs)
+	if err := c.send(ocl, nil); err != nil {
+		return nil, nil, err
+	}
+	begin(scl, fxpLstat)
+	scl.req = appendString(scl.req, path)
+	finish(scl, 0)
+	statSent := c.send(scl, nil) == nil
+	<-ocl.done
+	var st *Attrs
+	if statSent {
+		<-scl.done
+		if scl.err == nil && scl.typ == fxpAttrs {
+			if a, err := parseAttrs(scl.body); err == nil {
+				st = &a
+			}
+		}
+	}
+	if ocl.err != nil {
+		return nil, nil, ocl.err
+	}
+	f, err := openResult(c, ocl)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, st, nil
+}
+
+func (c *Client) beginOpen(cl *call, path string, flag int, attrs *Attrs) {
 	begin(cl, fxpOpen)
 	cl.req = appendString(cl.req, path)
 	cl.req = binary.BigEndian.AppendUint32(cl.req, openFlags(flag))
 	cl.req = attrs.append(cl.req)
 	finish(cl, 0)
-	if err := c.roundTrip(cl); err != nil {
-		return nil, err
-	}
+}
+
+// openResult turns the reply to an OPEN into a File.
+func openResult(c *Client, cl *call) (*File, error) {
 	switch cl.typ {
 	case fxpHandle:
 		h, _, ok := getString(cl.body)

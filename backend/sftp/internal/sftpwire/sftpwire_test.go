@@ -404,3 +404,45 @@ func TestUnknownReplyBreaks(t *testing.T) {
 		t.Fatalf("OpenFile with a stray reply = %v, want ErrConnLost", err)
 	}
 }
+
+// TestSSHDOpenLstat: the LSTAT sent with an exclusive create's OPEN
+// answers with the new file's attributes (OpenSSH answers in order); a
+// failed OPEN returns its error and no attributes, and the session goes
+// on; the LSTAT of a path the OPEN did not create answers nothing.
+func TestSSHDOpenLstat(t *testing.T) {
+	c, _ := sshdClient(t, Options{})
+	dir := t.TempDir()
+	p := filepath.Join(dir, "new")
+	f, st, err := c.OpenLstat(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, &Attrs{Flags: AttrPermissions, Mode: 0o600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st == nil || st.Mode != 0o100600 || st.Size != 0 {
+		t.Fatalf("attributes with the create = %+v, want a regular, empty file of mode 0600", st)
+	}
+	fst, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fst != *st {
+		t.Errorf("FSTAT %+v differs from the LSTAT sent with the OPEN %+v", fst, *st)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(f.Close())
+	var se *StatusError
+	if f, st, err := c.OpenLstat(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, nil); !errors.As(err, &se) || f != nil || st != nil {
+		t.Fatalf("exclusive create of an existing file = %v, %+v, %v; want a status error and nothing else", f, st, err)
+	}
+	// Read-only open of a missing file: both requests fail.
+	if _, st, err := c.OpenLstat(filepath.Join(dir, "missing"), os.O_RDONLY, nil); !errors.Is(err, fs.ErrNotExist) || st != nil {
+		t.Fatalf("open of a missing file = %+v, %v; want ErrNotExist", st, err)
+	}
+	f, err = c.OpenFile(p, os.O_RDONLY, nil)
+	must(err)
+	must(f.Close())
+}
