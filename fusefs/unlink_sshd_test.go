@@ -70,7 +70,14 @@ func unlinkLoop(t *testing.T, mnt, back, log, dir string, listed bool) (map[stri
 // and 1 after a listing (it asks for no permission check); the sshfs
 // figures are measured alongside when sshfs is installed.
 func TestUnlinkRoundTripsSSHD(t *testing.T) {
-	m := mountSSHD(t, testOptions())
+	o := testOptions()
+	// Longer than the defaults, so that the directory's attributes and
+	// listing outlive the loop also under -race on a loaded machine:
+	// what is counted is then the requests per operation, not how
+	// often a 1 s lifetime ran out (CI counted 11 stats for 40 renames
+	// with the defaults).
+	o.AttrTimeout, o.EntryTimeout = 10*time.Second, 10*time.Second
+	m := mountSSHD(t, o)
 	per := map[bool]float64{}
 	for _, listed := range []bool{false, true} {
 		dir := "named"
@@ -173,7 +180,14 @@ func sshfsUnlinks(t *testing.T) map[bool]float64 {
 // too; sshfs 3.7 sends 3 (LSTAT of the source, LSTAT of the target,
 // RENAME).
 func TestRenameRoundTripsSSHD(t *testing.T) {
-	m := mountSSHD(t, testOptions())
+	o := testOptions()
+	// Longer than the defaults, so that the directory's attributes and
+	// listing outlive the loop also under -race on a loaded machine:
+	// what is counted is then the requests per operation, not how
+	// often a 1 s lifetime ran out (CI counted 11 stats for 40 renames
+	// with the defaults).
+	o.AttrTimeout, o.EntryTimeout = 10*time.Second, 10*time.Second
+	m := mountSSHD(t, o)
 	if err := os.Mkdir(filepath.Join(m.back, "d"), 0o755); err != nil {
 		t.Fatal(err)
 	}
