@@ -18,7 +18,7 @@ const clockTicks = 100
 
 // procStat is what we need from /proc/<pid>/stat.
 type procStat struct {
-	ppid int
+	ppid, pgrp int
 	// cpu is utime+stime plus cutime+cstime (children already reaped), in
 	// seconds: a client that spawns helpers (sshfs runs ssh) is charged
 	// for all of them.
@@ -44,12 +44,18 @@ func readProcStat(pid int) (procStat, error) {
 	}
 	num := func(k int) int64 { v, _ := strconv.ParseInt(f[k-3], 10, 64); return v }
 	ticks := num(14) + num(15) + num(16) + num(17)
-	return procStat{ppid: int(num(4)), cpu: float64(ticks) / clockTicks}, nil
+	return procStat{ppid: int(num(4)), pgrp: int(num(5)), cpu: float64(ticks) / clockTicks}, nil
 }
 
-// tree returns root and all its descendants.
+// tree returns root, all its descendants and every other process of the
+// process group root leads (the contenders are started with Setpgid).
+// The group matters: sshfs starts ssh through a double fork, so ssh's
+// parent is init, not sshfs, and a walk of descendants alone misses it
+// (and with it about half of sshfs's CPU and memory); ssh keeps sshfs's
+// process group.
 func tree(root int) []int {
 	children := map[int][]int{}
+	var group []int
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(filepath.Base(d))
@@ -58,16 +64,35 @@ func tree(root int) []int {
 		}
 		if st, err := readProcStat(pid); err == nil {
 			children[st.ppid] = append(children[st.ppid], pid)
+			if st.pgrp == root && pid != root {
+				group = append(group, pid)
+			}
 		}
 	}
 	out := []int{root}
+	seen := map[int]bool{root: true}
 	for i := 0; i < len(out); i++ {
-		out = append(out, children[out[i]]...)
+		for _, c := range children[out[i]] {
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, c)
+			}
+		}
+		if i == len(out)-1 {
+			// Group members outside the tree, and their descendants.
+			for _, g := range group {
+				if !seen[g] {
+					seen[g] = true
+					out = append(out, g)
+				}
+			}
+		}
 	}
 	return out
 }
 
-// treeCPU is the CPU seconds used so far by root and its descendants.
+// treeCPU is the CPU seconds used so far by root, its descendants and
+// its process group (tree).
 func treeCPU(root int) float64 {
 	var sum float64
 	for _, pid := range tree(root) {
@@ -78,7 +103,8 @@ func treeCPU(root int) float64 {
 	return sum
 }
 
-// treeMem sums VmRSS and VmHWM (peak RSS) in MiB over root's tree.
+// treeMem sums VmRSS and VmHWM (peak RSS) in MiB over root's tree
+// (descendants and process group).
 func treeMem(root int) (rss, hwm float64) {
 	for _, pid := range tree(root) {
 		f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
