@@ -427,7 +427,7 @@ func (c Config) dialSSH(ctx context.Context, seen *seenHostKey) (*psftp.Client, 
 	}
 	sftpClient, err := newSFTPClient(client, c.sftpOptions(packet)...)
 	if err != nil {
-		if ctx.Err() != nil {
+		if expired(ctx) {
 			// The deadline closed the connection under the SFTP
 			// init, which then reads as the server hanging up: say
 			// what really happened.
@@ -451,6 +451,18 @@ func (c Config) dialSSH(ctx context.Context, seen *seenHostKey) (*psftp.Client, 
 	}
 	conns.clearDeadlines()
 	return sftpClient, chain, nil
+}
+
+// expired reports whether ctx is done or its deadline has passed. The TCP
+// deadline set from ctx's deadline fails a read the moment it passes,
+// and the error can reach the caller before ctx's own timer has marked
+// ctx done.
+func expired(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 // JumpError says which jump host of proxy_jump a dial failed at.
@@ -579,7 +591,7 @@ func (c Config) handshake(ctx context.Context, dial func() (net.Conn, error), ad
 		if ae := authError(user, err, off, as); ae != err {
 			return nil, ae
 		}
-		if ctx.Err() != nil {
+		if expired(ctx) {
 			return nil, fmt.Errorf("SSH handshake with %s did not finish within connect_timeout %v: %w", addr, c.ConnectTimeout, err)
 		}
 		return nil, fmt.Errorf("SSH handshake with %s: %w", addr, err)
