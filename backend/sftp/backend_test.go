@@ -116,14 +116,21 @@ func sshdConfig(srv *sshdtest.Server, dir string) Config {
 	}
 }
 
+// openBackend connects with cfg and closes the backend when the test
+// ends; a failure to connect fails the test.
+func openBackend(t testing.TB, cfg Config) *Backend {
+	t.Helper()
+	b, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
 func TestSuiteSSHD(t *testing.T) {
 	srv := sshdtest.Start(t, sshdtest.Options{})
 	backendtest.Run(t, func(t *testing.T) backend.Backend {
-		b, err := New(context.Background(), sshdConfig(srv, t.TempDir()))
-		if err != nil {
-			t.Fatalf("New: %v", err)
-		}
-		t.Cleanup(func() { b.Close() })
-		return b
+		return openBackend(t, sshdConfig(srv, t.TempDir()))
 	})
 }

@@ -14,15 +14,12 @@ import (
 // TestCreateModeSSHD checks that files created through real OpenSSH get
 // exactly the requested mode whether or not it matches the server's
 // default (0666 &^ umask), and that the attributes the handle reports
-// right after creating (reused from the create's FSTAT) are the server's.
+// right after creating (reused from the LSTAT sent with the create, or its
+// FSTAT) are the server's.
 func TestCreateModeSSHD(t *testing.T) {
 	srv := sshdtest.Start(t, sshdtest.Options{})
 	dir := t.TempDir()
-	b, err := New(context.Background(), sshdConfig(srv, dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBackend(t, sshdConfig(srv, dir))
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string

@@ -58,11 +58,7 @@ func dataRoundTrip(t *testing.T, b *Backend, name string) fileHandle {
 // pkg/sftp; both behave the same.
 func TestDataSessionSSHD(t *testing.T) {
 	srv := sshdtest.Start(t, sshdtest.Options{})
-	b, err := New(context.Background(), sshdConfig(srv, t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBackend(t, sshdConfig(srv, t.TempDir()))
 	if h := dataRoundTrip(t, b, "f"); h == nil {
 		t.Fatal("no handle")
 	} else if _, ok := h.(wireFile); !ok {
@@ -85,11 +81,7 @@ func TestDataSessionSSHD(t *testing.T) {
 // connection refuses the data session; files then use pkg/sftp.
 func TestDataSessionRefusedSSHD(t *testing.T) {
 	srv := sshdtest.Start(t, sshdtest.Options{ExtraConfig: []string{"MaxSessions 1"}})
-	b, err := New(context.Background(), sshdConfig(srv, t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBackend(t, sshdConfig(srv, t.TempDir()))
 	if h := dataRoundTrip(t, b, "f"); h == nil {
 		t.Fatal("no handle")
 	} else if _, ok := h.(*psftp.File); !ok {
@@ -103,11 +95,7 @@ func TestDataSessionRefusedSSHD(t *testing.T) {
 func TestCreateModeUmaskSSHD(t *testing.T) {
 	srv := sshdtest.Start(t, sshdtest.Options{ExtraConfig: []string{"Subsystem sftp internal-sftp -u 077"}})
 	dir := t.TempDir()
-	b, err := New(context.Background(), sshdConfig(srv, dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBackend(t, sshdConfig(srv, dir))
 	ctx := context.Background()
 	for _, perm := range []fs.FileMode{0o644, 0o600, 0o755, 0o666} {
 		name := perm.String()
@@ -134,11 +122,7 @@ func TestCreateModeUmaskSSHD(t *testing.T) {
 func TestDataSessionLossReconnects(t *testing.T) {
 	srv := sshdtest.Start(t, sshdtest.Options{})
 	dir := t.TempDir()
-	b, err := New(context.Background(), sshdConfig(srv, dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBackend(t, sshdConfig(srv, dir))
 	want := []byte("hello, data session")
 	if err := os.WriteFile(filepath.Join(dir, "f"), want, 0o644); err != nil {
 		t.Fatal(err)

@@ -36,11 +36,7 @@ func faultSetup(t *testing.T) (*sshdtest.Server, *faultproxy.Proxy, *Backend, st
 	cfg.ConnectTimeout = 2 * time.Second
 	cfg.KeepaliveInterval = 300 * time.Millisecond
 	cfg.KeepaliveCountMax = 2
-	b, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := openBackend(t, cfg)
 	return srv, px, b, dir
 }
 
@@ -209,11 +205,7 @@ func TestFaultSSHDRestart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := sshdConfig(srv, dir)
 	cfg.OpTimeout = 5 * time.Second
-	b, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBackend(t, cfg)
 	ctx := context.Background()
 	f, err := b.OpenFile(ctx, "f", os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {

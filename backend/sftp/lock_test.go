@@ -99,11 +99,7 @@ func TestFileCloseNotBlockedByStuckReopen(t *testing.T) {
 	cfg.OpTimeout = opTimeout
 	cfg.ConnectTimeout = 5 * time.Second
 	cfg.KeepaliveInterval = time.Hour // only the stall may hold the call
-	b, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBackend(t, cfg)
 	f, err := b.OpenFile(context.Background(), "x", os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		t.Fatal(err)

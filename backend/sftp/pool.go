@@ -73,7 +73,7 @@ func (p *pool) acquire(ctx context.Context) (*conn, int) {
 	s := p.slots[i]
 	s.open++
 	if s.c != nil || p.closed {
-		c := p.slots[i].c
+		c := s.c
 		if c == nil {
 			c, i = p.moveTo0(s)
 		}

@@ -120,11 +120,7 @@ func TestConnsSpreadFiles(t *testing.T) {
 	dir := t.TempDir()
 	cfg := sshdConfig(srv, dir)
 	cfg.Conns = 4
-	b, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBackend(t, cfg)
 	ctx := context.Background()
 	waitConns(t, srv.Addr, 1)
 
@@ -207,11 +203,7 @@ func TestConnsOne(t *testing.T) {
 	dir := t.TempDir()
 	cfg := sshdConfig(srv, dir)
 	cfg.Conns = 1
-	b, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBackend(t, cfg)
 	files, data := openFour(t, b, dir)
 	transferAll(t, files, data, dir)
 	if n := establishedTo(t, srv.Addr); n != 1 {
@@ -231,11 +223,7 @@ func TestConnsKillOne(t *testing.T) {
 	cfg := sshdConfig(srv, dir)
 	cfg.Conns = 4
 	cfg.OpTimeout = 5 * time.Second
-	b, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBackend(t, cfg)
 	files, data := openFour(t, b, dir)
 	transferAll(t, files, data, dir)
 	victim := files[2]
@@ -292,11 +280,7 @@ func TestConnsDialFails(t *testing.T) {
 	cfg.ConnectTimeout = 2 * time.Second
 	cfg.Password = []byte("not-a-secret-to-log")
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	b, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBackend(t, cfg)
 	px.SetRefuse(true)
 	files, data := openFour(t, b, dir)
 	for i, f := range files {
