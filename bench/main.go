@@ -27,7 +27,7 @@ type config struct {
 	gitBin, ddBin                         string
 	sftpfsOpts, sshfsOpts                 string
 	record                                string
-	smoke, verify                         bool
+	smoke, verify, warm                   bool
 	command                               string
 	perfDir                               string
 	only                                  string
@@ -43,6 +43,7 @@ type env struct {
 	srv         *server
 	seqCRC      uint32
 	findEntries int
+	warm        *warmer                         // evens out the page allocator before each measurement
 	results     map[string]map[string][]float64 // contender -> metric -> samples
 }
 
@@ -73,6 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fl.BoolVar(&c.verify, "verify", false, "check the CRC of the data read sequentially")
 	fl.StringVar(&c.only, "only", "", "run only the mount workloads whose name contains this, or one of these comma-separated words (e.g. \"seq\" or \"find,parallel\"); for quick checks, not for the record")
 	fl.StringVar(&c.perfDir, "perf", "", "record a `perf record -g` profile of the client during every mount workload into this directory")
+	fl.BoolVar(&c.warm, "warm", true, "before each measurement fill and free a scratch tmpfs as large as the largest page cache a workload fills, so no contender pays for memory the machine had handed back to its host (bench/warm.go); -warm=false to see the difference")
 	if err := fl.Parse(args); err != nil {
 		return c, err
 	}
@@ -272,6 +274,14 @@ func setup(cfg config) (*env, error) {
 		return e, fmt.Errorf("data set: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "bench: data set ready in %v\n", time.Since(start).Round(time.Millisecond))
+	if cfg.warm {
+		// The largest page cache a workload fills: the sequential file
+		// or the files read in parallel; a quarter more for the rest.
+		size := max(cfg.seqSize, int64(cfg.parFiles)*cfg.parSize) * 5 / 4
+		if e.warm, err = newWarmer(filepath.Join(os.TempDir(), filepath.Base(work)+"-warm"), size); err != nil {
+			return e, err
+		}
+	}
 	if e.srv, err = startServer(filepath.Join(work, "sshd"), cfg.sshdBin); err != nil {
 		return e, err
 	}
@@ -285,6 +295,7 @@ func (e *env) teardown() {
 	if e.srv != nil {
 		e.srv.stop()
 	}
+	e.warm.close()
 	if err := syscall.Unmount(e.work, 0); err != nil {
 		_ = syscall.Unmount(e.work, syscall.MNT_DETACH)
 	}
@@ -330,6 +341,9 @@ func (e *env) runContender(c string, log io.Writer) error {
 			continue
 		}
 		if err := e.clearOut(); err != nil {
+			return err
+		}
+		if err := e.warm.warm(); err != nil {
 			return err
 		}
 		if err := dropCaches(); err != nil {
