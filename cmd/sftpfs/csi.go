@@ -16,6 +16,7 @@ import (
 // services) for Docker Swarm cluster volumes and Kubernetes. Package csi
 // holds the logic; this only wires flags, the socket and signals.
 func runCSI(args []string, _, stderr io.Writer) int {
+	tuneGC(os.Getenv)
 	fl := flag.NewFlagSet("csi", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	endpoint := fl.String("endpoint", os.Getenv("CSI_ENDPOINT"),

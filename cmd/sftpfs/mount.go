@@ -99,6 +99,7 @@ func runHelper(args []string, stdout, stderr io.Writer) int {
 // mountMain mounts. prefix is the subcommand (for re-executing self);
 // background says whether to detach once mounted unless -f or -d.
 func mountMain(prefix, args []string, background bool, stdout, stderr io.Writer) int {
+	tuneGC(os.Getenv)
 	// SIGHUP (a closed terminal, or `systemctl reload`) must never take
 	// a mount down and leave "Transport endpoint is not connected":
 	// caught from the start, including while connecting, and ignored.

@@ -30,6 +30,7 @@ import (
 // mounted. Every setting also has an environment variable so that it can
 // be changed with `docker plugin set`.
 func runServe(args []string, stdout, stderr io.Writer) int {
+	tuneGC(os.Getenv)
 	fl := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	socket := fl.String("socket", envOr("SFTPFS_SOCKET", "/run/docker/plugins/sftpfs.sock"),
