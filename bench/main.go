@@ -275,9 +275,11 @@ func setup(cfg config) (*env, error) {
 	}
 	fmt.Fprintf(os.Stderr, "bench: data set ready in %v\n", time.Since(start).Round(time.Millisecond))
 	if cfg.warm {
-		// The largest page cache a workload fills: the sequential file
-		// or the files read in parallel; a quarter more for the rest.
-		size := max(cfg.seqSize, int64(cfg.parFiles)*cfg.parSize) * 5 / 4
+		// The most fresh memory a workload takes: the sequential write
+		// fills the client's page cache and the server's tmpfs with the
+		// file (2x its size), the parallel reads the page cache with
+		// their files; a tenth more for the rest.
+		size := max(2*cfg.seqSize, int64(cfg.parFiles)*cfg.parSize) * 11 / 10
 		if e.warm, err = newWarmer(filepath.Join(os.TempDir(), filepath.Base(work)+"-warm"), size); err != nil {
 			return e, err
 		}

@@ -19,11 +19,15 @@ import (
 // one's dropped cache freed, did not: CPU per GiB read 4.9 s for sftpfs
 // first and 3.2 s second, and the same flip for sshfs (session 7).
 //
+// The server pays it too when it stores a written file in its tmpfs,
+// which slows whoever writes while the pages are cold.
+//
 // warm evens that out: before each measurement it fills a scratch tmpfs
-// with as much data as the largest workload puts in the page cache and
-// deletes it again, so the pages the measurement gets back from the
-// allocator have just been used, whoever runs. It is the harness's own
-// work and not counted for anyone.
+// with as much data as the largest workload takes in fresh pages (page
+// cache and the server's tmpfs together) and deletes it again, so the
+// pages the measurement gets back from the allocator have just been
+// used, whoever runs. It is the harness's own work and not counted for
+// anyone.
 type warmer struct {
 	dir  string
 	size int64
