@@ -280,7 +280,7 @@ func setup(cfg config) (*env, error) {
 		// file (2x its size), the parallel reads the page cache with
 		// their files; a tenth more for the rest.
 		size := max(2*cfg.seqSize, int64(cfg.parFiles)*cfg.parSize) * 11 / 10
-		if e.warm, err = newWarmer(filepath.Join(os.TempDir(), filepath.Base(work)+"-warm"), size); err != nil {
+		if e.warm, err = newWarmer(filepath.Join(os.TempDir(), filepath.Base(work)+"-warm"), size, os.Stderr); err != nil {
 			return e, err
 		}
 	}

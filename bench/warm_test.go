@@ -1,8 +1,10 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -16,13 +18,28 @@ import (
 // fails loudly rather than warming less.
 func TestWarmerFillsAndFrees(t *testing.T) {
 	testenv.RequireRoot(t)
+	orig := ""
+	if b, err := os.ReadFile(reportingKnob); err == nil {
+		orig = strings.TrimSpace(string(b))
+	}
 	dir := filepath.Join(t.TempDir(), "warm")
 	const size = 8<<20 + 12345
-	w, err := newWarmer(dir, size)
+	w, err := newWarmer(dir, size, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.close()
+	// Where the kernel reports free pages to its host, the run holds
+	// them back, and close puts the setting back as it was.
+	knobBefore, knobErr := os.ReadFile(reportingKnob)
+	if knobErr == nil {
+		if strings.TrimSpace(string(knobBefore)) != reportHold {
+			t.Errorf("%s = %q while the warmer is open, want %s", reportingKnob, knobBefore, reportHold)
+		}
+		if w.restore == nil {
+			t.Error("the warmer changed the reporting setting but has nothing to restore it")
+		}
+	}
 	var before syscall.Statfs_t
 	if err := syscall.Statfs(dir, &before); err != nil {
 		t.Fatal(err)
@@ -43,6 +60,11 @@ func TestWarmerFillsAndFrees(t *testing.T) {
 		t.Errorf("a failed warm left %v behind", ents)
 	}
 	w.close()
+	if knobErr == nil {
+		if now, _ := os.ReadFile(reportingKnob); strings.TrimSpace(string(now)) == reportHold && orig != reportHold {
+			t.Errorf("after close %s is still %s (was %s before the warmer)", reportingKnob, reportHold, orig)
+		}
+	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("close left %s: %v", dir, err)
 	}
