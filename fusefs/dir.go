@@ -68,9 +68,15 @@ func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 // OpendirHandle reads the whole listing at opendir time, so that errors
 // (ENOTDIR, EACCES) surface from opendir(3) as on a local filesystem.
 // The listing also becomes the directory's snapshot (dircache.go).
-// A listing read ahead (dircache.go) serves instead when there is one.
+// A fresh snapshot of the directory, or else a listing read ahead
+// (dircache.go), serves instead when there is one.
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	dc := n.fsys.dc
+	if fis, seq, ok := dc.snapshotListing(n); ok {
+		slices.SortFunc(fis, func(a, b backend.FileInfo) int { return strings.Compare(a.Name, b.Name) })
+		dc.readAhead(n, fis)
+		return &dirHandle{node: n, entries: fis, seq: seq}, 0, 0
+	}
 	fis, seq, at, ok := dc.takePrefetched(n)
 	if ok {
 		slices.SortFunc(fis, func(a, b backend.FileInfo) int { return strings.Compare(a.Name, b.Name) })

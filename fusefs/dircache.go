@@ -27,6 +27,10 @@ import (
 //     another client of the storage is seen at most ttl after the
 //     listing was read, as for names and attributes the kernel caches
 //     itself; this mount's own changes are never seen late (below).
+//   - An opendir of a directory with a fresh snapshot is served from it
+//     (git status lists every directory whose files it has just
+//     lstat'ed; snapshotListing), unless an entry's attributes are
+//     unknown, in which case it lists afresh.
 //   - Speculative listing: when lookups in a directory without a fresh
 //     snapshot go to the backend specMisses times within ttl, the
 //     directory is listed once in the background; lookups arriving
@@ -520,6 +524,42 @@ func parentOf(n *node) (*node, string) {
 	}
 	pn, _ := parent.Operations().(*node)
 	return pn, name
+}
+
+// snapshotListing returns dir's fresh snapshot as a listing, for an
+// opendir: git status lists every directory whose files it has just
+// lstat'ed (which listed it speculatively), and `ls` after `ls -d *`
+// or a tab completion does the same; each such listing is several round
+// trips for names and attributes the mount read well within ttl. The
+// listing shows the directory as it was at most ttl ago, with this
+// mount's own changes applied, like a lookup answered from the snapshot.
+// It is not used when an entry is unknown (its attributes changed
+// through this mount after the listing): the opendir then lists afresh.
+// seq is the snapshot's, so that the handle's lookups do not trust an
+// entry for a child changed since (dirHandle.Lookup).
+func (dc *dirCache) snapshotListing(dir *node) (fis []backend.FileInfo, seq uint64, ok bool) {
+	if !dc.enabled() {
+		return nil, 0, false
+	}
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	st := dc.dirs[dir]
+	if st == nil {
+		return nil, 0, false
+	}
+	s := dc.freshLocked(st, time.Now())
+	if s == nil {
+		return nil, 0, false
+	}
+	fis = make([]backend.FileInfo, 0, len(s.entries))
+	for _, e := range s.entries {
+		if e == nil {
+			return nil, 0, false
+		}
+		fis = append(fis, *e)
+	}
+	dc.lru.MoveToFront(st.elem)
+	return fis, s.seq, true
 }
 
 // takePrefetched returns the listing of dir read ahead, if there is one

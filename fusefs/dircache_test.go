@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -562,5 +563,84 @@ func TestCreateManyUsesListing(t *testing.T) {
 	ents, err := os.ReadDir(filepath.Join(mnt, "out"))
 	if err != nil || len(ents) != n {
 		t.Errorf("listed %d entries (%v), want %d", len(ents), err, n)
+	}
+}
+
+// names returns the sorted names of a directory read through the mount.
+func names(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ns []string
+	for _, e := range ents {
+		ns = append(ns, e.Name())
+	}
+	return ns
+}
+
+// TestOpendirFromSnapshot: a directory listed again within the timeouts
+// (git status lists every directory whose files it just lstat'ed) is
+// served from the snapshot without a backend listing, shows this
+// mount's own changes at once with the attributes they left, and shows
+// another client's changes once the snapshot is older than the
+// timeouts.
+func TestOpendirFromSnapshot(t *testing.T) {
+	back := t.TempDir()
+	makeFiles(t, filepath.Join(back, "d"), "f", 5)
+	o := testOptions()
+	o.AttrTimeout, o.EntryTimeout = 10*time.Second, 10*time.Second
+	mnt, cb := mountCounted(t, back, o)
+	d := filepath.Join(mnt, "d")
+	first := names(t, d)
+	lists := cb.readdirs.Load()
+	if again := names(t, d); !slices.Equal(again, first) {
+		t.Fatalf("second listing %v, first %v", again, first)
+	}
+	if got := cb.readdirs.Load() - lists; got != 0 {
+		t.Errorf("listing the directory again within the timeouts cost %d backend listings, want 0 (the snapshot)", got)
+	}
+
+	// Own changes, then the listing and the attributes it hands out.
+	if err := os.Remove(filepath.Join(d, "f000")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(d, "f001"), filepath.Join(d, "g")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(d, "nd"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(d, "new"), "hello")
+	f, err := os.OpenFile(filepath.Join(d, "f002"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(bytes.Repeat([]byte("y"), 999)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"f002", "f003", "f004", "g", "nd", "new"}
+	if got := names(t, d); !slices.Equal(got, want) {
+		t.Errorf("listing after own changes: %v, want %v", got, want)
+	}
+	for name, size := range map[string]int64{"f002": 1000, "new": 5, "g": 1} {
+		if st, err := os.Lstat(filepath.Join(d, name)); err != nil || st.Size() != size {
+			t.Errorf("%s after the listing: %v %v, want size %d", name, st, err, size)
+		}
+	}
+
+	// Another client's change: seen once the snapshot has expired.
+	o.AttrTimeout, o.EntryTimeout = 300*time.Millisecond, 300*time.Millisecond
+	mnt2, _ := mountCounted(t, back, o)
+	d2 := filepath.Join(mnt2, "d")
+	names(t, d2)
+	writeFile(t, filepath.Join(back, "d", "other"), "x")
+	time.Sleep(400 * time.Millisecond)
+	if got := names(t, d2); !slices.Contains(got, "other") {
+		t.Errorf("a file another client created is not listed after the timeout: %v", got)
 	}
 }

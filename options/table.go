@@ -228,7 +228,7 @@ func Table() []Option {
 		{Name: OptAttrTimeout, Kind: Duration, Default: "1s", Group: GroupFS,
 			Help: "How long the kernel caches file attributes."},
 		{Name: OptEntryTimeout, Kind: Duration, Default: "1s", Group: GroupFS,
-			Help: "How long the kernel caches name lookups. A directory listing also answers lookups in that directory (found or missing) for the smaller of entry_timeout and attr_timeout, so other clients' new or removed names can show that much later; 0 for either turns listing reuse off (docs/perf.md)."},
+			Help: "How long the kernel caches name lookups. A directory listing also answers lookups in that directory (found or missing), and another listing of it, for the smaller of entry_timeout and attr_timeout, so other clients' new or removed names can show that much later; 0 for either turns listing reuse off (docs/perf.md)."},
 		{Name: OptNegativeTimeout, Kind: Duration, Default: "0s", Group: GroupFS,
 			Help: "How long the kernel caches missing names."},
 		{Name: OptMaxWrite, Kind: Int, Default: "1048576", Group: GroupFS,
