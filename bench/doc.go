@@ -9,7 +9,10 @@
 // measurement the page cache is dropped and the mount is made anew, so
 // each measurement starts cold on the client side (the server's data stays
 // in tmpfs: the benchmark is about the client and the transport, not
-// about the server's disk).
+// about the server's disk). Before every measurement it also refills the
+// page allocator with just-used memory, and holds back the VM's free page
+// reporting for the run, so that no contender pays the host's first-touch
+// faults for its page cache (warm.go).
 //
 // It prints a Markdown table of medians and the ratios sftpfs/sshfs and
 // sftpfs/raw; -record appends it, with the exact command and the
