@@ -235,17 +235,7 @@ func TestListingSizeAfterWrites(t *testing.T) {
 	mnt, root := mountRoot(t, back, o)
 	d := filepath.Join(mnt, "d")
 	openDirOnly(t, d)
-	p := filepath.Join(d, "f000")
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write(bytes.Repeat([]byte("y"), 999)); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	appendBytes(t, filepath.Join(d, "f000"), 999)
 	if err := os.Truncate(filepath.Join(d, "f001"), 77); err != nil {
 		t.Fatal(err)
 	}
@@ -613,17 +603,11 @@ func TestOpendirFromSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(d, "new"), "hello")
-	f, err := os.OpenFile(filepath.Join(d, "f002"), os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
+	appendBytes(t, filepath.Join(d, "f002"), 999)
+	if err := os.Link(filepath.Join(d, "f003"), filepath.Join(d, "hl")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Write(bytes.Repeat([]byte("y"), 999)); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"f002", "f003", "f004", "g", "nd", "new"}
+	want := []string{"f002", "f003", "f004", "g", "hl", "nd", "new"}
 	if got := names(t, d); !slices.Equal(got, want) {
 		t.Errorf("listing after own changes: %v, want %v", got, want)
 	}
@@ -631,6 +615,9 @@ func TestOpendirFromSnapshot(t *testing.T) {
 		if st, err := os.Lstat(filepath.Join(d, name)); err != nil || st.Size() != size {
 			t.Errorf("%s after the listing: %v %v, want size %d", name, st, err, size)
 		}
+	}
+	if st, err := os.Lstat(filepath.Join(d, "f003")); err != nil || st.Sys().(*syscall.Stat_t).Nlink != 2 {
+		t.Errorf("link count of a file hard-linked through the mount, after the listing: %v %v, want 2", st, err)
 	}
 
 	// Another client's change: seen once the snapshot has expired.

@@ -2,6 +2,7 @@ package fusefs_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -120,6 +121,23 @@ func mountLocal(t *testing.T, o fusefs.Options) (mnt, back string) {
 func writeFile(t *testing.T, name, content string) {
 	t.Helper()
 	if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// appendBytes appends n bytes "y" to name through a descriptor of its
+// own and closes it (close returns the write-behind's error).
+func appendBytes(t *testing.T, name string, n int) {
+	t.Helper()
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(bytes.Repeat([]byte("y"), n)); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
 }
