@@ -74,7 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fl.BoolVar(&c.verify, "verify", false, "check the CRC of the data read sequentially")
 	fl.StringVar(&c.only, "only", "", "run only the mount workloads whose name contains this, or one of these comma-separated words (e.g. \"seq\" or \"find,parallel\"); for quick checks, not for the record")
 	fl.StringVar(&c.perfDir, "perf", "", "record a `perf record -g` profile of the client during every mount workload into this directory")
-	fl.BoolVar(&c.warm, "warm", true, "before each measurement fill and free a scratch tmpfs as large as the largest page cache a workload fills, so no contender pays for memory the machine had handed back to its host (bench/warm.go); -warm=false to see the difference")
+	fl.BoolVar(&c.warm, "warm", true, "before each measurement fill and free a scratch tmpfs as large as the most fresh memory a workload takes (2x the sequential file), and hold back free page reporting for the run, so no contender pays for memory the machine had handed back to its host (bench/warm.go); -warm=false to see the difference")
 	if err := fl.Parse(args); err != nil {
 		return c, err
 	}

@@ -31,10 +31,10 @@ func TestWarmerFillsAndFrees(t *testing.T) {
 	defer w.close()
 	// Where the kernel reports free pages to its host, the run holds
 	// them back, and close puts the setting back as it was.
-	knobBefore, knobErr := os.ReadFile(reportingKnob)
+	knobOpen, knobErr := os.ReadFile(reportingKnob)
 	if knobErr == nil {
-		if strings.TrimSpace(string(knobBefore)) != reportHold {
-			t.Errorf("%s = %q while the warmer is open, want %s", reportingKnob, knobBefore, reportHold)
+		if strings.TrimSpace(string(knobOpen)) != reportHold {
+			t.Errorf("%s = %q while the warmer is open, want %s", reportingKnob, knobOpen, reportHold)
 		}
 		if w.restore == nil {
 			t.Error("the warmer changed the reporting setting but has nothing to restore it")

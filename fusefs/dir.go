@@ -21,8 +21,13 @@ func (n *node) list(ctx context.Context) ([]backend.FileInfo, syscall.Errno) {
 	if errno != 0 {
 		return nil, errno
 	}
-	slices.SortFunc(fis, func(a, b backend.FileInfo) int { return strings.Compare(a.Name, b.Name) })
+	sortByName(fis)
 	return fis, 0
+}
+
+// sortByName puts a listing in name order, in place.
+func sortByName(fis []backend.FileInfo) {
+	slices.SortFunc(fis, func(a, b backend.FileInfo) int { return strings.Compare(a.Name, b.Name) })
 }
 
 // listUnsorted reads directory n in the backend's order. bc is passed
@@ -72,24 +77,23 @@ func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 // (dircache.go), serves instead when there is one.
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	dc := n.fsys.dc
-	if fis, seq, ok := dc.snapshotListing(n); ok {
-		slices.SortFunc(fis, func(a, b backend.FileInfo) int { return strings.Compare(a.Name, b.Name) })
-		dc.readAhead(n, fis)
-		return &dirHandle{node: n, entries: fis, seq: seq}, 0, 0
-	}
-	fis, seq, at, ok := dc.takePrefetched(n)
+	fis, seq, ok := dc.snapshotListing(n)
 	if ok {
-		slices.SortFunc(fis, func(a, b backend.FileInfo) int { return strings.Compare(a.Name, b.Name) })
+		sortByName(fis)
 	} else {
-		seq = dc.begin()
-		at = time.Now()
-		var errno syscall.Errno
-		fis, errno = n.list(ctx)
-		if errno != 0 {
-			return nil, 0, errno
+		var at time.Time
+		if fis, seq, at, ok = dc.takePrefetched(n); ok {
+			sortByName(fis)
+		} else {
+			seq, at = dc.begin(), time.Now()
+			var errno syscall.Errno
+			if fis, errno = n.list(ctx); errno != 0 {
+				return nil, 0, errno
+			}
 		}
+		// After sorting: the snapshot points into fis.
+		dc.storeAt(n, seq, fis, at)
 	}
-	dc.storeAt(n, seq, fis, at)
 	dc.readAhead(n, fis)
 	return &dirHandle{node: n, entries: fis, seq: seq}, 0, 0
 }
