@@ -285,3 +285,55 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestCloseToOpen: a file another client wrote and closed reads as the
+// storage holds it at the next open, although this mount (and the
+// kernel) saw its attributes within the timeouts, from a stat or from a
+// listing. Found in the field as a Swarm task on one node that listed a
+// file while another node's task had just created it empty, and then
+// read it as empty.
+func TestCloseToOpen(t *testing.T) {
+	requireMount(t)
+	for _, s := range append([]storage{localStorage}, sftpStorages(t)...) {
+		t.Run(s.name, func(t *testing.T) {
+			o := testOptions()
+			// Far longer than the test: nothing may expire on its own.
+			o.AttrTimeout, o.EntryTimeout = time.Minute, time.Minute
+			mnt, back := s.mount(t, o)
+			old := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+			for _, n := range []string{"stat", "list", "same", "shrink"} {
+				must(t, os.WriteFile(filepath.Join(back, n), []byte(map[string]string{"same": "aaaa", "shrink": "a long first text"}[n]), 0o644))
+				must(t, os.Chtimes(filepath.Join(back, n), old, old))
+			}
+			// This mount learns the attributes: by stat, by a listing,
+			// and by reading the files (twice, so that their pages may
+			// be kept across opens).
+			for _, n := range []string{"stat", "same", "shrink"} {
+				if _, err := os.Stat(filepath.Join(mnt, n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := os.ReadDir(mnt); err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				readFile(t, filepath.Join(mnt, "same"))
+				readFile(t, filepath.Join(mnt, "shrink"))
+			}
+
+			// Another client writes and closes.
+			newer := old.Add(time.Hour)
+			for n, content := range map[string]string{"stat": "written after the stat", "list": "written after the listing", "same": "bbbb", "shrink": "short"} {
+				must(t, os.WriteFile(filepath.Join(back, n), []byte(content), 0o644))
+				must(t, os.Chtimes(filepath.Join(back, n), newer, newer))
+				if got := readFile(t, filepath.Join(mnt, n)); got != content {
+					t.Errorf("%s: the next open reads %q, want %q (what the other client wrote and closed)", n, got, content)
+				}
+				if st, err := os.Stat(filepath.Join(mnt, n)); err != nil || st.Size() != int64(len(content)) {
+					t.Errorf("%s: stat after reading it: %v %v, want size %d", n, st, err, len(content))
+				}
+			}
+
+		})
+	}
+}

@@ -15,9 +15,8 @@ import (
 // from:
 //
 //   - the previous open recorded the file's size and mtime (pageCacheState)
-//     and they are the same now, as far as attributes at most AttrTimeout
-//     old tell (the same freshness stat(2) gets; older ones are refreshed
-//     with an fstat of the new handle);
+//     and they are the same now, as read from the storage by this open
+//     (Open's close-to-open stat);
 //   - nothing was written or truncated through this mount since (the
 //     node's write generation is unchanged, no write is in flight);
 //   - the recorded mtime was at least mtimeSettle older than the moment
@@ -43,26 +42,6 @@ type pageCacheState struct {
 	size  int64
 	mtime time.Time
 	gen   uint64
-}
-
-// freshAttr returns n's attributes if they were read from the backend
-// within the attribute timeout.
-func (n *node) freshAttr() (backend.FileInfo, bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if !n.hasLast || time.Since(n.lastAt) > n.fsys.o.AttrTimeout {
-		return backend.FileInfo{}, false
-	}
-	return n.last, true
-}
-
-// wantsKeepCache reports whether an open may find cached pages worth
-// keeping, so that Open knows whether fresh attributes are worth an
-// fstat.
-func (n *node) wantsKeepCache() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.kc.valid
 }
 
 // keepCache decides an open: it returns FOPEN_KEEP_CACHE when the

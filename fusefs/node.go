@@ -90,6 +90,19 @@ func (n *node) rememberAt(fi backend.FileInfo, at time.Time) {
 	n.mu.Unlock()
 }
 
+// rememberNewer records fi, read from the backend at at, unless n holds
+// attributes read later; it returns the ones n now holds.
+func (n *node) rememberNewer(fi backend.FileInfo, at time.Time) backend.FileInfo {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.hasLast && n.lastAt.After(at) && typeBits(n.last.Mode) == typeBits(fi.Mode) {
+		return n.last
+	}
+	n.last, n.hasLast, n.lastAt = fi, true, at
+	n.attrValid = false
+	return fi
+}
+
 func (n *node) remembered() (backend.FileInfo, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -169,15 +182,18 @@ func (n *node) newChild(ctx context.Context, name string, fi backend.FileInfo, o
 // newChildAt is newChild for attributes read from the backend at at.
 func (n *node) newChildAt(ctx context.Context, name string, fi backend.FileInfo, out *fuse.EntryOut, reuse bool, at time.Time) *fs.Inode {
 	typ := typeBits(fi.Mode)
-	n.fsys.fillAttr(fi, &out.Attr)
 	if reuse {
 		if ch := n.GetChild(name); ch != nil && ch.StableAttr().Mode == typ {
 			if cn, ok := ch.Operations().(*node); ok {
-				cn.rememberAt(fi, at)
+				// A listing snapshot may be older than what an open
+				// read since: the newer attributes win.
+				fi = cn.rememberNewer(fi, at)
 			}
+			n.fsys.fillAttr(fi, &out.Attr)
 			return ch
 		}
 	}
+	n.fsys.fillAttr(fi, &out.Attr)
 	cn := &node{fsys: n.fsys}
 	cn.rememberAt(fi, at)
 	return n.NewInode(ctx, cn, fs.StableAttr{Mode: typ})
@@ -440,21 +456,61 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		return nil, 0, syscall.ENOENT
 	}
 	truncating := int(flags)&os.O_TRUNC != 0
-	cur, fresh := n.freshAttr()
+	// Close-to-open: what another client wrote and closed before this
+	// open must be read. The attributes this mount and the kernel hold
+	// may predate that close (a stat or a listing within the timeouts),
+	// and the kernel reads only up to the size it holds. So every open
+	// that keeps the data asks the storage for the attributes, at the
+	// same time as it opens: one more request, no more waiting.
+	var now chan statResult
+	if !truncating {
+		now = make(chan statResult, 1)
+		go func() {
+			fi, err := n.fsys.b.Lstat(bctx(ctx), p)
+			now <- statResult{fi, err}
+		}()
+	}
 	f, err := n.fsys.b.OpenFile(bctx(ctx), p, backendFlags(flags), 0)
 	if err != nil {
 		return nil, 0, n.errno("open", p, err)
 	}
+	var cur backend.FileInfo
+	fresh := false
 	if truncating {
 		n.fsys.changed(change{op: opTruncate, node: n})
-	} else if !fresh && n.wantsKeepCache() {
-		// Cached pages might be kept: worth one round trip to know.
-		if fi, err := f.Stat(); err == nil {
-			n.remember(fi)
-			cur, fresh = fi, true
-		}
+	} else if r := <-now; r.err == nil {
+		cur, fresh = r.fi, true
+		n.openedWith(cur)
 	}
 	return newFileHandle(n, f), n.keepCache(cur, fresh, truncating), 0
+}
+
+// statResult is a backend stat's outcome, passed between goroutines.
+type statResult struct {
+	fi  backend.FileInfo
+	err error
+}
+
+// openedWith records fi, read by Open, as n's attributes. When they
+// differ from the ones the kernel was last given, the kernel's copy is
+// invalidated, so that its next read asks for the size (a GETATTR)
+// instead of ending at the old one. Not while this mount's own writes
+// are in flight: then the kernel's size is ahead of the storage's.
+func (n *node) openedWith(fi backend.FileInfo) {
+	if _, pending := n.writeState(); pending {
+		return
+	}
+	n.mu.Lock()
+	old, had := n.last, n.hasLast
+	n.last, n.hasLast, n.lastAt = fi, true, time.Now()
+	n.attrValid = false
+	n.mu.Unlock()
+	if !had || old.Size != fi.Size || !old.ModTime.Equal(fi.ModTime) || old.Mode != fi.Mode {
+		// A negative offset invalidates the attributes only; the
+		// pages are keepCache's business. Safe inside Open: the kernel
+		// holds no lock this needs.
+		n.NotifyContent(-1, 0)
+	}
 }
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {

@@ -226,7 +226,7 @@ func Table() []Option {
 		{Name: OptDefaultPermissions, Kind: Bool, Default: "true", Group: GroupFS,
 			Help: "Let the kernel enforce the presented permission bits."},
 		{Name: OptAttrTimeout, Kind: Duration, Default: "1s", Group: GroupFS,
-			Help: "How long the kernel caches file attributes."},
+			Help: "How long the kernel caches file attributes (`stat`, `ls -l`). Opening a file always asks the server, so what another client wrote and closed before the open is read in full (close-to-open, as NFS)."},
 		{Name: OptEntryTimeout, Kind: Duration, Default: "1s", Group: GroupFS,
 			Help: "How long the kernel caches name lookups. A directory listing also answers lookups in that directory (found or missing), and another listing of it, for the smaller of entry_timeout and attr_timeout, so other clients' new or removed names can show that much later; 0 for either turns listing reuse off (docs/perf.md)."},
 		{Name: OptNegativeTimeout, Kind: Duration, Default: "0s", Group: GroupFS,
