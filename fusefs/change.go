@@ -192,6 +192,7 @@ func (fsys *filesystem) changed(c change) {
 	case opTruncate:
 		c.node.bumpWriteGen()
 		c.node.attrsChanged()
+		c.node.wroteEnd.Store(-1)
 	case opWrite:
 		c.node.markChanged()
 	default:

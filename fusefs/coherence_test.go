@@ -301,8 +301,8 @@ func TestCloseToOpen(t *testing.T) {
 			o.AttrTimeout, o.EntryTimeout = time.Minute, time.Minute
 			mnt, back := s.mount(t, o)
 			old := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
-			for _, n := range []string{"stat", "list", "same", "shrink"} {
-				must(t, os.WriteFile(filepath.Join(back, n), []byte(map[string]string{"same": "aaaa", "shrink": "a long first text"}[n]), 0o644))
+			for _, n := range []string{"stat", "list", "same", "shrink", "log", "rwlog"} {
+				must(t, os.WriteFile(filepath.Join(back, n), []byte(map[string]string{"same": "aaaa", "shrink": "a long first text", "log": "one\n", "rwlog": "one\n"}[n]), 0o644))
 				must(t, os.Chtimes(filepath.Join(back, n), old, old))
 			}
 			// This mount learns the attributes: by stat, by a listing,
@@ -331,6 +331,30 @@ func TestCloseToOpen(t *testing.T) {
 				}
 				if st, err := os.Stat(filepath.Join(mnt, n)); err != nil || st.Size() != int64(len(content)) {
 					t.Errorf("%s: stat after reading it: %v %v, want size %d", n, st, err, len(content))
+				}
+			}
+			// An append after another client's append and close goes
+			// after it, not over it: through a write-only descriptor
+			// and through a read-write one.
+			for n, flag := range map[string]int{"log": os.O_WRONLY, "rwlog": os.O_RDWR} {
+				if _, err := os.Stat(filepath.Join(mnt, n)); err != nil {
+					t.Fatal(err)
+				}
+				f, err := os.OpenFile(filepath.Join(back, n), os.O_WRONLY|os.O_APPEND, 0)
+				must(t, err)
+				_, err = f.WriteString("two\n")
+				must(t, err)
+				must(t, f.Close())
+				f, err = os.OpenFile(filepath.Join(mnt, n), flag|os.O_APPEND, 0)
+				must(t, err)
+				_, err = f.WriteString("three\n")
+				must(t, err)
+				must(t, f.Close())
+				if got, err := os.ReadFile(filepath.Join(back, n)); err != nil || string(got) != "one\ntwo\nthree\n" {
+					t.Errorf("%s: append through the mount after another client's: the storage holds %q, %v; want %q", n, got, err, "one\ntwo\nthree\n")
+				}
+				if got := readFile(t, filepath.Join(mnt, n)); got != "one\ntwo\nthree\n" {
+					t.Errorf("%s: read through the mount after the appends: %q", n, got)
 				}
 			}
 

@@ -631,3 +631,23 @@ func TestOpendirFromSnapshot(t *testing.T) {
 		t.Errorf("a file another client created is not listed after the timeout: %v", got)
 	}
 }
+
+// TestOwnAppendsReadNothing: appends through this mount, one open each
+// (a shell's >>), do not pay the read that tells the kernel a size grown
+// by another client (TestCloseToOpen); after a truncate through the mount
+// the first append may.
+func TestOwnAppendsReadNothing(t *testing.T) {
+	back := t.TempDir()
+	writeFile(t, filepath.Join(back, "log"), "start\n")
+	mnt, cb := mountCounted(t, back, testOptions())
+	p := filepath.Join(mnt, "log")
+	for range 10 {
+		appendBytes(t, p, 7)
+	}
+	if got := cb.reads.Load(); got != 0 {
+		t.Errorf("10 appends through the mount made %d backend reads, want 0", got)
+	}
+	if got, want := len(readFile(t, filepath.Join(back, "log"))), 6+70; got != want {
+		t.Errorf("the storage holds %d bytes, want %d", got, want)
+	}
+}

@@ -101,6 +101,7 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 		return 0, syscall.EROFS
 	}
 	var n int
+	h.node.wroteTo(off + int64(len(data)))
 	errno := h.with(func(f backend.File) syscall.Errno {
 		h.setDirty(true)
 		h.wrote.Store(true)

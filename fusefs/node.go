@@ -2,6 +2,8 @@ package fusefs
 
 import (
 	"context"
+	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -71,6 +73,11 @@ type node struct {
 	w     nodeWrites
 	wOnce sync.Once
 
+	// wroteEnd is the furthest end of a write through this mount since
+	// last was replaced, -1 after a truncate through this mount: with
+	// last, what the kernel's size can be (openedWith).
+	wroteEnd atomic.Int64
+
 	// changed is the dirCache sequence number of the latest change made
 	// through this mount to this node's attributes or, for a directory,
 	// its entries (dircache.go).
@@ -87,6 +94,7 @@ func (n *node) rememberAt(fi backend.FileInfo, at time.Time) {
 	n.mu.Lock()
 	n.last, n.hasLast, n.lastAt = fi, true, at
 	n.attrValid = false
+	n.wroteEnd.Store(0)
 	n.mu.Unlock()
 }
 
@@ -100,7 +108,18 @@ func (n *node) rememberNewer(fi backend.FileInfo, at time.Time) backend.FileInfo
 	}
 	n.last, n.hasLast, n.lastAt = fi, true, at
 	n.attrValid = false
+	n.wroteEnd.Store(0)
 	return fi
+}
+
+// wroteTo records a write through this mount ending at end.
+func (n *node) wroteTo(end int64) {
+	for {
+		cur := n.wroteEnd.Load()
+		if cur < 0 || cur >= end || n.wroteEnd.CompareAndSwap(cur, end) {
+			return
+		}
+	}
 }
 
 func (n *node) remembered() (backend.FileInfo, bool) {
@@ -480,7 +499,12 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		n.fsys.changed(change{op: opTruncate, node: n})
 	} else if r := <-now; r.err == nil {
 		cur, fresh = r.fi, true
-		n.openedWith(cur)
+		if behind := n.openedWith(cur); behind && int(flags)&os.O_APPEND != 0 {
+			if errno := n.growKernelSize(ctx, f, p, flags, cur.Size); errno != 0 {
+				_ = f.Close()
+				return nil, 0, errno
+			}
+		}
 	}
 	return newFileHandle(n, f), n.keepCache(cur, fresh, truncating), 0
 }
@@ -496,14 +520,17 @@ type statResult struct {
 // invalidated, so that its next read asks for the size (a GETATTR)
 // instead of ending at the old one. Not while this mount's own writes
 // are in flight: then the kernel's size is ahead of the storage's.
-func (n *node) openedWith(fi backend.FileInfo) {
+// behind reports that the kernel's size may be smaller than fi's.
+func (n *node) openedWith(fi backend.FileInfo) (behind bool) {
 	if _, pending := n.writeState(); pending {
-		return
+		return false
 	}
 	n.mu.Lock()
 	old, had := n.last, n.hasLast
+	we := n.wroteEnd.Load()
 	n.last, n.hasLast, n.lastAt = fi, true, time.Now()
 	n.attrValid = false
+	n.wroteEnd.Store(0)
 	n.mu.Unlock()
 	if !had || old.Size != fi.Size || !old.ModTime.Equal(fi.ModTime) || old.Mode != fi.Mode {
 		// A negative offset invalidates the attributes only; the
@@ -511,6 +538,48 @@ func (n *node) openedWith(fi backend.FileInfo) {
 		// holds no lock this needs.
 		n.NotifyContent(-1, 0)
 	}
+	return !had || we < 0 || max(old.Size, we) < fi.Size
+}
+
+// growKernelSize makes the kernel's size of n the storage's, size,
+// before an O_APPEND open returns. The kernel places every O_APPEND
+// write at the size it holds and, without the writeback cache, never
+// asks for a fresh one first: after another client appended and closed,
+// a stale size would put this client's append over the other's data.
+// FUSE has no message that sets a size, but storing data into the
+// kernel's cache extends it (NOTIFY_STORE), so the file's true last
+// byte is stored there. The byte is read through the new handle when it
+// can read, else through a short-lived read-only one (three round trips,
+// only when another client grew the file since this mount looked).
+func (n *node) growKernelSize(ctx context.Context, f backend.File, p string, flags uint32, size int64) syscall.Errno {
+	if size <= 0 {
+		return 0
+	}
+	last := make([]byte, 1)
+	var got int
+	var err error
+	if int(flags)&(os.O_WRONLY|os.O_RDWR) == os.O_RDWR {
+		got, err = f.ReadAt(last, size-1)
+	} else {
+		var rf backend.File
+		if rf, err = n.fsys.b.OpenFile(bctx(ctx), p, os.O_RDONLY, 0); err == nil {
+			got, err = rf.ReadAt(last, size-1)
+			_ = rf.Close()
+		}
+	}
+	if got == 1 {
+		if errno := n.WriteCache(size-1, last); errno != 0 {
+			n.fsys.log.Warn("cannot tell the kernel a file's new size before an append", "path", p, "errno", errno)
+			return syscall.EIO
+		}
+		return 0
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return n.errno("open", p, err)
+	}
+	// Shorter than the stat said: changed again meanwhile, the kernel's
+	// attributes are invalid already and nothing better can be done.
+	return 0
 }
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
