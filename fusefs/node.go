@@ -491,6 +491,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	}
 	f, err := n.fsys.b.OpenFile(bctx(ctx), p, backendFlags(flags), 0)
 	if err != nil {
+		if now != nil {
+			<-now // the request's context must not outlive the request
+		}
 		return nil, 0, n.errno("open", p, err)
 	}
 	var cur backend.FileInfo

@@ -202,8 +202,14 @@ func TestSwarm(t *testing.T) {
 		svc := svcPrefix + "spread"
 		c.service(t, svc, "--replicas", "3", "--placement-pref", "spread=node.id",
 			"--env", "NODE={{.Node.Hostname}}", "--mount", c.mountSpec("swt-spread", dir), image,
-			"sh", "-c", `echo $NODE > /data/w-$NODE.txt
-until [ $(ls /data | grep -c '^w-') -ge 3 ]; do sleep 0.3; done
+			// Each task's file appears under its name only once
+			// written and closed (rename), so that a task that sees three
+			// names may expect three complete files: a file read while
+			// its writer still has it open may be empty on any
+			// filesystem. (Files written and closed before the open are
+			// read in full even when listed empty: fusefs TestCloseToOpen.)
+			"sh", "-c", `echo $NODE > /data/w-$NODE.tmp && mv /data/w-$NODE.tmp /data/w-$NODE.txt
+until [ $(ls /data | grep -c '^w-.*\.txt$') -ge 3 ]; do sleep 0.3; done
 cat /data/w-*.txt > /data/r-$NODE.tmp && mv /data/r-$NODE.tmp /data/r-$NODE.txt
 exec sleep 600`)
 		c.waitSpread(t, svc, c.names()...)
