@@ -578,10 +578,14 @@ func (n *node) growKernelSize(ctx context.Context, f backend.File, p string, fla
 		return 0
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
-		return n.errno("open", p, err)
+		// A file this user may append to but not read (mode -w-), or
+		// a failing storage: the append proceeds as it would have
+		// before, at the kernel's size, which may be stale.
+		n.fsys.log.Warn("cannot read a file's last byte to tell the kernel its size grown by another client; an append may land at the old size", "path", p, "err", err)
 	}
-	// Shorter than the stat said: changed again meanwhile, the kernel's
-	// attributes are invalid already and nothing better can be done.
+	// Or shorter than the stat said: changed again meanwhile, the
+	// kernel's attributes are invalid already and nothing better can be
+	// done.
 	return 0
 }
 
