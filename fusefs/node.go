@@ -475,33 +475,23 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		return nil, 0, syscall.ENOENT
 	}
 	truncating := int(flags)&os.O_TRUNC != 0
-	// Close-to-open: what another client wrote and closed before this
-	// open must be read. The attributes this mount and the kernel hold
-	// may predate that close (a stat or a listing within the timeouts),
-	// and the kernel reads only up to the size it holds. So every open
-	// that keeps the data asks the storage for the attributes, at the
-	// same time as it opens: one more request, no more waiting.
-	var now chan statResult
-	if !truncating {
-		now = make(chan statResult, 1)
-		go func() {
-			fi, err := n.fsys.b.Lstat(bctx(ctx), p)
-			now <- statResult{fi, err}
-		}()
-	}
 	f, err := n.fsys.b.OpenFile(bctx(ctx), p, backendFlags(flags), 0)
 	if err != nil {
-		if now != nil {
-			<-now // the request's context must not outlive the request
-		}
 		return nil, 0, n.errno("open", p, err)
 	}
 	var cur backend.FileInfo
 	fresh := false
 	if truncating {
 		n.fsys.changed(change{op: opTruncate, node: n})
-	} else if r := <-now; r.err == nil {
-		cur, fresh = r.fi, true
+	} else if fi, err := f.Stat(); err == nil {
+		// Close-to-open: what another client wrote and closed before
+		// this open must be read. The attributes this mount and the
+		// kernel hold may predate that close (a stat or a listing
+		// within the timeouts), and the kernel reads only up to the
+		// size it holds, so every open that keeps the data learns the
+		// file's attributes as of now. The SFTP backend reads them
+		// along with the OPEN (no round trip of its own).
+		cur, fresh = fi, true
 		if behind := n.openedWith(cur); behind && int(flags)&os.O_APPEND != 0 {
 			if errno := n.growKernelSize(ctx, f, p, flags, cur.Size); errno != 0 {
 				_ = f.Close()
@@ -510,12 +500,6 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		}
 	}
 	return newFileHandle(n, f), n.keepCache(cur, fresh, truncating), 0
-}
-
-// statResult is a backend stat's outcome, passed between goroutines.
-type statResult struct {
-	fi  backend.FileInfo
-	err error
 }
 
 // openedWith records fi, read by Open, as n's attributes. When they

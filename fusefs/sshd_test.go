@@ -171,6 +171,43 @@ func TestCreateRoundTripsSSHD(t *testing.T) {
 	}
 }
 
+// TestOpenRoundTripsSSHD: every open learns the file's attributes from
+// the server (close-to-open, TestCloseToOpen) with the LSTAT sent along
+// with the OPEN, not with an FSTAT of its own: reading files whose names
+// a listing already gave costs OPEN, LSTAT, READ and CLOSE each.
+func TestOpenRoundTripsSSHD(t *testing.T) {
+	o := testOptions()
+	o.AttrTimeout, o.EntryTimeout = 10*time.Second, 10*time.Second
+	m := mountSSHD(t, o)
+	const n = 40
+	must(t, os.Mkdir(filepath.Join(m.back, "in"), 0o755))
+	for i := range n {
+		writeFile(t, filepath.Join(m.back, "in", fmt.Sprintf("r%03d", i)), strings.Repeat("r", 4096))
+	}
+	in := filepath.Join(m.mnt, "in")
+	if _, err := os.ReadDir(in); err != nil {
+		t.Fatal(err)
+	}
+	before := m.requests(t)
+	for i := range n {
+		if got := readFile(t, filepath.Join(in, fmt.Sprintf("r%03d", i))); len(got) != 4096 {
+			t.Fatalf("read %d bytes, want 4096", len(got))
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // RELEASE (CLOSE) is asynchronous
+	got := diff(m.requests(t), before)
+	t.Logf("%d reads: SFTP requests %v", n, got)
+	if got["open"] != n {
+		t.Errorf("%d reads made %d open requests, want %d", n, got["open"], n)
+	}
+	if got["fstat"] > 2 {
+		t.Errorf("%d reads made %d fstat requests, want none (the LSTAT sent with each OPEN answers)", n, got["fstat"])
+	}
+	if st := got["lstat"] + got["stat"]; st < n || st > n+4 {
+		t.Errorf("%d reads made %d stat requests, want %d to %d (one with each OPEN)", n, st, n, n+4)
+	}
+}
+
 // TestDirAttrAfterOwnChanges: a directory's attributes kept across
 // creations (dirattr.go) never hide a change made through the mount to
 // the directory itself: after chmod and utimens, also right after

@@ -75,20 +75,34 @@ func (t *transport) openHandle(path string, flag int, perm fs.FileMode, maxData 
 		if flag&os.O_CREATE != 0 {
 			attrs = &sftpwire.Attrs{Flags: sftpwire.AttrPermissions, Mode: backend.PermToUnix(perm)}
 		}
-		if flag&(os.O_CREATE|os.O_EXCL) == os.O_CREATE|os.O_EXCL {
+		switch {
+		case flag&(os.O_CREATE|os.O_EXCL) == os.O_CREATE|os.O_EXCL:
 			// fixMode needs the new file's attributes: ask for them
 			// along with the OPEN.
 			f, st, err := wc.OpenLstat(path, flag, attrs)
 			if err != nil {
 				return nil, err
 			}
-			return wireFile{f, st}, nil
+			return wireFile{File: f, created: st}, nil
+		case flag&(os.O_CREATE|os.O_TRUNC) == 0:
+			// The mount stats every such open (close-to-open): the
+			// LSTAT along with the OPEN answers that Stat without a
+			// round trip of its own. Sent after the OPEN started, it
+			// shows the file as it is after this open began, whatever
+			// order the server answers them in; a truncating or
+			// creating open is left out, as there the order would
+			// matter.
+			f, st, err := wc.OpenLstat(path, flag, attrs)
+			if err != nil {
+				return nil, err
+			}
+			return wireFile{File: f, opened: st}, nil
 		}
 		f, err := wc.OpenFile(path, flag, attrs)
 		if err != nil {
 			return nil, err
 		}
-		return wireFile{f, nil}, nil
+		return wireFile{File: f}, nil
 	}
 	h, err := t.client.OpenFile(path, flag)
 	if err != nil {
@@ -99,10 +113,11 @@ func (t *transport) openHandle(path string, flag int, perm fs.FileMode, maxData 
 
 // wireFile adapts an sftpwire file to fileHandle. created holds the
 // attributes of a file created with O_EXCL, from the LSTAT sent with its
-// OPEN (nil if it failed).
+// OPEN (nil if it failed); opened the same for an open that neither
+// creates nor truncates.
 type wireFile struct {
 	*sftpwire.File
-	created *sftpwire.Attrs
+	created, opened *sftpwire.Attrs
 }
 
 func (w wireFile) Stat() (os.FileInfo, error) {
@@ -123,6 +138,18 @@ func (w wireFile) createdStat() (os.FileInfo, bool) {
 		return nil, false
 	}
 	fi := attrsInfo(*w.created)
+	return fi, fi.Mode().IsRegular()
+}
+
+// openedStat returns the attributes read along with a plain open, if
+// they are a regular file's (the mount opens nothing else by path; a
+// symlink swapped in meanwhile shows as one, and then the caller asks
+// with an FSTAT).
+func (w wireFile) openedStat() (os.FileInfo, bool) {
+	if w.opened == nil || w.opened.Flags&sftpwire.AttrPermissions == 0 {
+		return nil, false
+	}
+	fi := attrsInfo(*w.opened)
 	return fi, fi.Mode().IsRegular()
 }
 

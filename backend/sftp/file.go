@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/sftpfs/sftpfs/backend"
 )
@@ -31,11 +32,19 @@ type File struct {
 	t      *transport
 	h      fileHandle
 	closed bool
-	// fresh holds the FSTAT answer from creation until the first Stat,
-	// WriteAt or Truncate (see fixMode).
+	// fresh holds the attributes read with the open (the FSTAT or
+	// LSTAT answer from creation, see fixMode; the LSTAT sent with a
+	// plain open, see openHandle) until the first Stat, WriteAt or
+	// Truncate, and at most freshFor.
 	fresh    os.FileInfo
-	freshGen uint64 // b.mutations when fresh was fetched
+	freshGen uint64    // b.mutations when fresh was fetched
+	freshAt  time.Time // when fresh was fetched
 }
+
+// freshFor bounds how long attributes read with the open may answer a
+// Stat: the mount asks right after the open; anything later is another
+// question, for the server.
+const freshFor = time.Second
 
 var _ backend.File = (*File)(nil)
 
@@ -75,6 +84,11 @@ func (b *Backend) OpenFile(ctx context.Context, name string, flag int, perm fs.F
 		err = f.open(ctx, fl, perm&backend.PermBits)
 		if err == nil {
 			placed = false // Close releases it now
+			if wf, ok := f.h.(wireFile); ok {
+				if fi, ok := wf.openedStat(); ok {
+					f.fresh, f.freshGen, f.freshAt = fi, b.mutations.Load(), time.Now()
+				}
+			}
 			if fl&os.O_EXCL != 0 {
 				if err := f.fixMode(perm & backend.PermBits); err != nil {
 					f.Close()
@@ -219,7 +233,7 @@ func (f *File) fixMode(mode fs.FileMode) error {
 	}
 	if fi.Mode()&backend.PermBits == mode {
 		f.mu.Lock()
-		f.fresh, f.freshGen = fi, gen
+		f.fresh, f.freshGen, f.freshAt = fi, gen, time.Now()
 		f.mu.Unlock()
 		return nil
 	}
@@ -233,7 +247,7 @@ func (f *File) takeFresh() os.FileInfo {
 	defer f.mu.Unlock()
 	fi := f.fresh
 	f.fresh = nil
-	if fi == nil || f.b.mutations.Load() != f.freshGen {
+	if fi == nil || f.b.mutations.Load() != f.freshGen || time.Since(f.freshAt) > freshFor {
 		return nil
 	}
 	return fi
