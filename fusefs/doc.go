@@ -60,7 +60,7 @@
 //     the second within the last minute (the new mtime is then the
 //     unlink's second), so that emptying one does not either.
 //   - The page cache kept across opens (keepcache.go): only while the
-//     file's size and mtime, at most AttrTimeout old, are those of the
+//     file's size and mtime, read by this open, are those of the
 //     previous open and its mtime had settled (2 s; SFTP mtimes have
 //     whole seconds). The kernel also drops pages when a lookup or
 //     getattr shows another mtime or size (FUSE_AUTO_INVAL_DATA).
@@ -69,8 +69,11 @@
 //
 // Another client's change therefore shows at most ttl (names,
 // attributes, listings) late, like in the kernel's own caches; data at
-// the next open, except for a change that keeps size and mtime
-// (keepcache.go). This mount's own changes show at once: every operation
+// the next open (close-to-open: every open reads the file's attributes
+// from the storage, and invalidates the kernel's when they changed, so
+// that its reads go to the new size; an O_APPEND open also sets the
+// kernel's size, node.go growKernelSize), except for a change that keeps
+// size and mtime (keepcache.go). This mount's own changes show at once: every operation
 // that changes the storage reports it with one call, filesystem.changed
 // (change.go, with a table of what each operation does to each cache),
 // and reads, stats and lookups of a file first wait for its writes in
@@ -86,7 +89,8 @@
 //
 // A fileHandle wraps a backend.File; operations racing with Release get
 // EBADF and never use a closed file. O_APPEND is stripped at open: the
-// kernel sends the end-of-file offset with every append write. Flush
+// kernel sends the end-of-file offset, from the size it holds, with
+// every append write. Flush
 // (close(2)) waits for the handle's writes in flight and, unless the
 // backend reports every write error from WriteAt itself
 // (Capabilities.WritesAcked), syncs a handle that was written to,
