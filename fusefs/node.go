@@ -92,10 +92,17 @@ func (n *node) remember(fi backend.FileInfo) {
 // rememberAt records fi, read from the backend at at.
 func (n *node) rememberAt(fi backend.FileInfo, at time.Time) {
 	n.mu.Lock()
+	n.setLastLocked(fi, at)
+	n.mu.Unlock()
+}
+
+// setLastLocked makes fi, read at at, n's attributes: the directory
+// attributes kept (attrValid) and the writes counted since the previous
+// ones (wroteEnd) no longer apply. n.mu is held.
+func (n *node) setLastLocked(fi backend.FileInfo, at time.Time) {
 	n.last, n.hasLast, n.lastAt = fi, true, at
 	n.attrValid = false
 	n.wroteEnd.Store(0)
-	n.mu.Unlock()
 }
 
 // rememberNewer records fi, read from the backend at at, unless n holds
@@ -106,9 +113,7 @@ func (n *node) rememberNewer(fi backend.FileInfo, at time.Time) backend.FileInfo
 	if n.hasLast && n.lastAt.After(at) && typeBits(n.last.Mode) == typeBits(fi.Mode) {
 		return n.last
 	}
-	n.last, n.hasLast, n.lastAt = fi, true, at
-	n.attrValid = false
-	n.wroteEnd.Store(0)
+	n.setLastLocked(fi, at)
 	return fi
 }
 
@@ -515,9 +520,7 @@ func (n *node) openedWith(fi backend.FileInfo) (behind bool) {
 	n.mu.Lock()
 	old, had := n.last, n.hasLast
 	we := n.wroteEnd.Load()
-	n.last, n.hasLast, n.lastAt = fi, true, time.Now()
-	n.attrValid = false
-	n.wroteEnd.Store(0)
+	n.setLastLocked(fi, time.Now())
 	n.mu.Unlock()
 	if !had || old.Size != fi.Size || !old.ModTime.Equal(fi.ModTime) || old.Mode != fi.Mode {
 		// A negative offset invalidates the attributes only; the

@@ -75,26 +75,21 @@ func (t *transport) openHandle(path string, flag int, perm fs.FileMode, maxData 
 		if flag&os.O_CREATE != 0 {
 			attrs = &sftpwire.Attrs{Flags: sftpwire.AttrPermissions, Mode: backend.PermToUnix(perm)}
 		}
-		switch {
-		case flag&(os.O_CREATE|os.O_EXCL) == os.O_CREATE|os.O_EXCL:
-			// fixMode needs the new file's attributes: ask for them
-			// along with the OPEN.
+		exclusive := flag&(os.O_CREATE|os.O_EXCL) == os.O_CREATE|os.O_EXCL
+		if exclusive || flag&(os.O_CREATE|os.O_TRUNC) == 0 {
+			// Ask for the file's attributes along with the OPEN:
+			// fixMode needs a new file's, and the mount stats every
+			// open that neither creates nor truncates (close-to-open).
+			// Sent after the OPEN started, the LSTAT shows the file as
+			// it is after this open began, whatever order the server
+			// answers them in; for a truncating or non-exclusive
+			// creating open the order would matter, so none is sent.
 			f, st, err := wc.OpenLstat(path, flag, attrs)
 			if err != nil {
 				return nil, err
 			}
-			return wireFile{File: f, created: st}, nil
-		case flag&(os.O_CREATE|os.O_TRUNC) == 0:
-			// The mount stats every such open (close-to-open): the
-			// LSTAT along with the OPEN answers that Stat without a
-			// round trip of its own. Sent after the OPEN started, it
-			// shows the file as it is after this open began, whatever
-			// order the server answers them in; a truncating or
-			// creating open is left out, as there the order would
-			// matter.
-			f, st, err := wc.OpenLstat(path, flag, attrs)
-			if err != nil {
-				return nil, err
+			if exclusive {
+				return wireFile{File: f, created: st}, nil
 			}
 			return wireFile{File: f, opened: st}, nil
 		}
