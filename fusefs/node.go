@@ -504,7 +504,24 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 			}
 		}
 	}
-	return newFileHandle(n, f), n.keepCache(cur, fresh, truncating), 0
+	return newFileHandle(n, f), n.keepCache(cur, fresh, truncating) | noFlush(flags), 0
+}
+
+// noFlush returns FOPEN_NOFLUSH for an open that cannot write: the
+// kernel then skips the FLUSH request at every close(2) of it. Flush
+// has nothing to do for such a handle (nothing to wait for, nothing to
+// report), so the request would be a FUSE round trip that only delays
+// close(2): one of four synchronous requests when a small file is read
+// (LOOKUP, OPEN, READ, FLUSH). The kernel ignores the flag when the
+// writeback cache is on (this mount never enables it) and before Linux
+// 5.16, which then simply keeps sending FLUSH. POSIX locks need no FLUSH
+// either: they are the kernel's own, as this filesystem implements no
+// lock operations.
+func noFlush(flags uint32) uint32 {
+	if writes(flags) {
+		return 0
+	}
+	return fuse.FOPEN_NOFLUSH
 }
 
 // openedWith records fi, read by Open, as n's attributes. When they
