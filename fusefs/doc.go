@@ -95,7 +95,9 @@
 // backend reports every write error from WriteAt itself
 // (Capabilities.WritesAcked), syncs a handle that was written to,
 // because it is the last place a deferred write error can reach the
-// application.
+// application. Opens that cannot write ask the kernel not to send FLUSH
+// at all (FOPEN_NOFLUSH): for them it would be a round trip through the
+// kernel with nothing to do, one of four on every small file read.
 //
 // Sequential readers are served from a window of concurrent large backend
 // reads (readahead.go), and writes are pipelined (writebehind.go) with
