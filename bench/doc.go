@@ -15,7 +15,10 @@
 // faults for its page cache (warm.go).
 //
 // It prints a Markdown table of medians and the ratios sftpfs/sshfs and
-// sftpfs/raw; -record appends it, with the exact command and the
+// sftpfs/raw, each with the lowest and highest ratio of a single round
+// in brackets (a round measures every contender back to back), so that
+// a table shows how far this machine's noise moves a row; -record
+// appends it, with the exact command and the
 // machine, to docs/perf.md. -smoke uses tiny sizes and fails when any
 // contender fails, so CI notices when the harness rots.
 //

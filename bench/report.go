@@ -56,6 +56,37 @@ func ratio(m string, ours, other float64) string {
 	return fmt.Sprintf("%.2fx", r)
 }
 
+// roundRange is the lowest and highest of the per-round ratios of
+// sftpfs to another contender, as "(0.95-1.30)", or "" when there is
+// nothing to show: a single round, a contender that did not measure m
+// in every round, or a peak (RSS) row, whose figure is the maximum over
+// the run rather than a median. Every round measures every contender
+// back to back, so a round's ratio compares like with like; the range
+// is how far one round can mislead on this machine, which a median of
+// three hides.
+func roundRange(m string, ours, other []float64) string {
+	if len(ours) < 2 || len(ours) != len(other) || m == mRSSPeak || m == mRSSStream {
+		return ""
+	}
+	lo, hi := 0.0, 0.0
+	for i := range ours {
+		if ours[i] == 0 || other[i] == 0 {
+			return ""
+		}
+		r := ours[i] / other[i]
+		if !higherBetter(m) {
+			r = other[i] / ours[i]
+		}
+		if i == 0 || r < lo {
+			lo = r
+		}
+		if i == 0 || r > hi {
+			hi = r
+		}
+	}
+	return fmt.Sprintf(" (%.2f-%.2f)", lo, hi)
+}
+
 // table renders the medians as Markdown.
 func (e *env) table() string {
 	var b strings.Builder
@@ -79,10 +110,16 @@ func (e *env) table() string {
 		if !any {
 			continue
 		}
-		row = append(row, ratio(m, vals[cSFTPFS], vals[cSSHFS]), ratio(m, vals[cSFTPFS], vals[cRaw]))
+		for _, c := range []string{cSSHFS, cRaw} {
+			r := ratio(m, vals[cSFTPFS], vals[c])
+			if r != "" {
+				r += roundRange(m, e.results[cSFTPFS][m], e.results[c][m])
+			}
+			row = append(row, r)
+		}
 		b.WriteString("| " + strings.Join(row, " | ") + " |\n")
 	}
-	b.WriteString("\nRatios are oriented so that above 1.00x means sftpfs is better (faster, or less CPU/memory/time).\n")
+	b.WriteString("\nRatios are oriented so that above 1.00x means sftpfs is better (faster, or less CPU/memory/time); in brackets the lowest and highest ratio of a single round.\n")
 	return b.String()
 }
 
