@@ -32,7 +32,7 @@ help:
 	@echo "make plugin-csi  build and install the CSI plugin sftpfs-csi for Swarm cluster volumes (docs/csi.md)"
 	@echo "make demo        plugin + SFTP server + volume + two containers (scripts/demo.sh)"
 	@echo "make bench       sftpfs vs sshfs vs raw OpenSSH sftp (BENCH_FLAGS=\"-rounds 5 -record docs/perf.md\"; root)"
-	@echo "make bench-smoke the same with tiny sizes in seconds; fails if any contender fails (CI)"
+	@echo "make bench-smoke the same with tiny sizes in seconds, and scripts/lab.sh's experiments; fails if any contender fails (CI)"
 
 build:
 	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/sftpfs ./cmd/sftpfs
@@ -114,6 +114,8 @@ bench:
 
 bench-smoke:
 	$(LOCK) scripts/bench.sh -smoke
+	$(LOCK) scripts/lab.sh ab bin/bench/sftpfs bin/bench/sftpfs 20
+	$(LOCK) scripts/lab.sh sched bin/bench/sftpfs 20
 
 clean:
 	rm -rf bin plugin/build plugin/build-*

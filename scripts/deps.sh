@@ -30,6 +30,10 @@ declare -A PKG_CHECK=(
 	[docker-registry]=docker-registry
 	[git]=git
 	[make]=make
+	# scripts/lab.sh (run by `make bench-smoke`): Python drives its
+	# reads, perf counts the mount's wake-ups.
+	[python3]=python3
+	[linux-perf]=perf
 	[iproute2]=ip
 	[iptables]=iptables
 	[ca-certificates]=/etc/ssl/certs/ca-certificates.crt

@@ -5,5 +5,9 @@
 // `uname -m` on PATH) and the arm64 cross-build, whose binary must be a
 // static aarch64 ELF. What the scripts do with Docker (upgrade in place,
 // refusing to remove a plugin with volumes) is tested in e2e
-// (TestPluginFleet). The package has no non-test code.
+// (TestPluginFleet). bench.sh runs the benchmark harness (bench/) and
+// lab.sh the small-request experiments docs/perf.md quotes (two mounts
+// read side by side, and the Go runtime's wake-ups under `perf stat`);
+// `make bench-smoke` runs both with tiny sizes in CI. The package has no
+// non-test code.
 package scripts
