@@ -68,36 +68,36 @@ func (d *dataSession) client(t *transport, maxData int) *sftpwire.Client {
 
 // openHandle opens path on t with os.OpenFile flags; a file it creates
 // asks for perm (the server's umask may take bits away: see fixMode).
-// maxData is Config.MaxPacket (0: what the server announces).
-func (t *transport) openHandle(path string, flag int, perm fs.FileMode, maxData int) (fileHandle, error) {
+// maxData is Config.MaxPacket (0: what the server announces). lstat asks
+// for the file's attributes along with a plain open (one that neither
+// creates nor truncates): the mount stats every such open
+// (close-to-open), but a re-open after a reconnect has no use for them.
+func (t *transport) openHandle(path string, flag int, perm fs.FileMode, maxData int, lstat bool) (fileHandle, error) {
 	if wc := t.data.client(t, maxData); wc != nil {
 		var attrs *sftpwire.Attrs
 		if flag&os.O_CREATE != 0 {
 			attrs = &sftpwire.Attrs{Flags: sftpwire.AttrPermissions, Mode: backend.PermToUnix(perm)}
 		}
 		exclusive := flag&(os.O_CREATE|os.O_EXCL) == os.O_CREATE|os.O_EXCL
-		if exclusive || flag&(os.O_CREATE|os.O_TRUNC) == 0 {
+		if exclusive || lstat && flag&(os.O_CREATE|os.O_TRUNC) == 0 {
 			// Ask for the file's attributes along with the OPEN:
-			// fixMode needs a new file's, and the mount stats every
-			// open that neither creates nor truncates (close-to-open).
-			// Sent after the OPEN started, the LSTAT shows the file as
-			// it is after this open began, whatever order the server
-			// answers them in; for a truncating or non-exclusive
-			// creating open the order would matter, so none is sent.
+			// fixMode needs a new file's, and Open's caller a plainly
+			// opened one's. Sent after the OPEN started, the LSTAT
+			// shows the file as it is after this open began, whatever
+			// order the server answers them in; for a truncating or
+			// non-exclusive creating open the order would matter, so
+			// none is sent.
 			f, st, err := wc.OpenLstat(path, flag, attrs)
 			if err != nil {
 				return nil, err
 			}
-			if exclusive {
-				return wireFile{File: f, created: st}, nil
-			}
-			return wireFile{File: f, opened: st}, nil
+			return wireFile{f, st}, nil
 		}
 		f, err := wc.OpenFile(path, flag, attrs)
 		if err != nil {
 			return nil, err
 		}
-		return wireFile{File: f}, nil
+		return wireFile{f, nil}, nil
 	}
 	h, err := t.client.OpenFile(path, flag)
 	if err != nil {
@@ -106,13 +106,12 @@ func (t *transport) openHandle(path string, flag int, perm fs.FileMode, maxData 
 	return h, nil
 }
 
-// wireFile adapts an sftpwire file to fileHandle. created holds the
-// attributes of a file created with O_EXCL, from the LSTAT sent with its
-// OPEN (nil if it failed); opened the same for an open that neither
-// creates nor truncates.
+// wireFile adapts an sftpwire file to fileHandle. lstat holds the
+// attributes from the LSTAT sent with its OPEN (nil if none was sent or
+// it failed).
 type wireFile struct {
 	*sftpwire.File
-	created, opened *sftpwire.Attrs
+	lstat *sftpwire.Attrs
 }
 
 func (w wireFile) Stat() (os.FileInfo, error) {
@@ -123,29 +122,28 @@ func (w wireFile) Stat() (os.FileInfo, error) {
 	return attrsInfo(a), nil
 }
 
-// createdStat returns the attributes read along with an exclusive create,
-// if they are those of a new file: a regular file, empty. A server that
-// answered the LSTAT before the OPEN, or another client's file swapped
-// in meanwhile, fails that more often than not; then the caller asks
-// with an FSTAT.
-func (w wireFile) createdStat() (os.FileInfo, bool) {
-	if w.created == nil || w.created.Flags&sftpwire.AttrPermissions == 0 || w.created.Size != 0 {
+// openedStat returns the attributes read along with the open, if they
+// are a regular file's (the mount opens nothing else by path; a symlink
+// swapped in meanwhile shows as one, and then the caller asks with an
+// FSTAT).
+func (w wireFile) openedStat() (os.FileInfo, bool) {
+	if w.lstat == nil || w.lstat.Flags&sftpwire.AttrPermissions == 0 {
 		return nil, false
 	}
-	fi := attrsInfo(*w.created)
+	fi := attrsInfo(*w.lstat)
 	return fi, fi.Mode().IsRegular()
 }
 
-// openedStat returns the attributes read along with a plain open, if
-// they are a regular file's (the mount opens nothing else by path; a
-// symlink swapped in meanwhile shows as one, and then the caller asks
-// with an FSTAT).
-func (w wireFile) openedStat() (os.FileInfo, bool) {
-	if w.opened == nil || w.opened.Flags&sftpwire.AttrPermissions == 0 {
+// createdStat is openedStat for an exclusive create: the attributes only
+// count if they are those of a new file, empty. A server that answered
+// the LSTAT before the OPEN, or another client's file swapped in
+// meanwhile, fails that more often than not; then the caller asks with
+// an FSTAT.
+func (w wireFile) createdStat() (os.FileInfo, bool) {
+	if w.lstat == nil || w.lstat.Size != 0 {
 		return nil, false
 	}
-	fi := attrsInfo(*w.opened)
-	return fi, fi.Mode().IsRegular()
+	return w.openedStat()
 }
 
 func attrsInfo(a sftpwire.Attrs) os.FileInfo {

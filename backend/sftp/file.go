@@ -84,7 +84,8 @@ func (b *Backend) OpenFile(ctx context.Context, name string, flag int, perm fs.F
 		err = f.open(ctx, fl, perm&backend.PermBits)
 		if err == nil {
 			placed = false // Close releases it now
-			if wf, ok := f.h.(wireFile); ok {
+			if wf, ok := f.h.(wireFile); ok && fl&os.O_EXCL == 0 {
+				// (A new file's attributes are fixMode's to keep.)
 				if fi, ok := wf.openedStat(); ok {
 					f.fresh, f.freshGen, f.freshAt = fi, b.mutations.Load(), time.Now()
 				}
@@ -126,7 +127,7 @@ func (b *Backend) OpenFile(ctx context.Context, name string, flag int, perm fs.F
 // file it creates asks for perm.
 func (f *File) open(ctx context.Context, flag int, perm fs.FileMode) error {
 	h, err := call(f.c, ctx, flag&os.O_EXCL == 0, func(t *transport) (opened, error) {
-		h, err := t.openHandle(f.path, flag, perm, f.b.dataMax)
+		h, err := t.openHandle(f.path, flag, perm, f.b.dataMax, true)
 		return opened{t, h}, err
 	}, func(o opened) { o.h.Close() })
 	if err != nil {
@@ -155,7 +156,7 @@ func (f *File) handle(t *transport) (fileHandle, error) {
 	case ft == t:
 		return fh, nil
 	}
-	h, err := t.openHandle(f.path, f.reopen, 0, f.b.dataMax)
+	h, err := t.openHandle(f.path, f.reopen, 0, f.b.dataMax, false)
 	if err != nil {
 		return nil, err
 	}
