@@ -103,7 +103,11 @@
 // reads (readahead.go), and writes are pipelined (writebehind.go) with
 // sticky errors surfaced at the next write, flush and fsync; both exist
 // because a network backend is bound by round trips otherwise. Their
-// consistency rules are in those files and in docs/perf.md.
+// consistency rules are in those files and in docs/perf.md. Their
+// buffers are bounded per mount as well as per handle (budget.go,
+// Options.ReadAheadTotal and WriteBehindTotal), so that a mount's memory
+// does not grow with the number of files streamed at once: read-ahead
+// beyond the bound is skipped, write-behind waits.
 //
 // Open keeps the kernel's page cache (FOPEN_KEEP_CACHE) when the file's
 // size and mtime are those of the previous open, the mtime had settled

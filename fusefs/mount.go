@@ -26,7 +26,8 @@ func newFilesystem(b backend.Backend, o Options) *filesystem {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	fsys := &filesystem{b: b, caps: b.Capabilities(), o: o, log: lg, errs: logx.NewEvery(errLogEvery), bufs: newBufPool(), dc: newDirCache(b, o)}
+	fsys := &filesystem{b: b, caps: b.Capabilities(), o: o, log: lg, errs: logx.NewEvery(errLogEvery), bufs: newBufPool(), dc: newDirCache(b, o),
+		raMem: newMemBudget(o.ReadAheadTotal), wbMem: newMemBudget(o.WriteBehindTotal)}
 	fsys.root = &node{fsys: fsys}
 	return fsys
 }

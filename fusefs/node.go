@@ -21,12 +21,14 @@ import (
 
 // filesystem is the state shared by every node of one mount.
 type filesystem struct {
-	// bufs recycles read-ahead and write-behind buffers.
-	bufs *bufPool
-	b    backend.Backend
-	caps backend.Capabilities
-	o    Options
-	log  *slog.Logger
+	// bufs recycles read-ahead and write-behind buffers; raMem and
+	// wbMem bound how many of them the mount's handles hold (budget.go).
+	bufs         *bufPool
+	raMem, wbMem *memBudget
+	b            backend.Backend
+	caps         backend.Capabilities
+	o            Options
+	log          *slog.Logger
 	// errs bounds the log lines of failed operations (toErrno).
 	errs *logx.Every
 	root *node

@@ -44,6 +44,10 @@ type Options struct {
 	// before write(2) waits (writebehind.go); 0 makes every write wait
 	// for the storage.
 	WriteBehind int
+	// ReadAheadTotal and WriteBehindTotal bound the bytes of read-ahead
+	// and of write-behind buffers held by all handles of the mount
+	// together (budget.go); 0 means no bound across handles.
+	ReadAheadTotal, WriteBehindTotal int
 	// Symlinks says how readlink shows targets that lead out of the
 	// mount (symlink.go). The zero value means SymlinkContain.
 	Symlinks SymlinkPolicy
@@ -76,6 +80,8 @@ func DefaultOptions() Options {
 		MaxWrite:           1 << 20,
 		ReadAhead:          4 << 20,
 		WriteBehind:        8,
+		ReadAheadTotal:     16 << 20,
+		WriteBehindTotal:   16 << 20,
 		DefaultPermissions: true,
 		Symlinks:           SymlinkContain,
 		Subtype:            "sftpfs",

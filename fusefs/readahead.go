@@ -39,11 +39,17 @@ type raChunk struct {
 	// of buf; the last one returns buf to the pool.
 	refs atomic.Int32
 	pool *bufPool
+	// mem is the budget the chunk holds a unit of, if any: chunks read
+	// ahead of the reader take one, a chunk a read waits for does not.
+	mem *memBudget
 }
 
 func (c *raChunk) release() {
 	if c.refs.Add(-1) == 0 {
 		c.pool.put(c.buf)
+		if c.mem != nil {
+			c.mem.give()
+		}
 	}
 }
 
@@ -56,6 +62,7 @@ type readAhead struct {
 	chunk  int
 	window int64
 	pool   *bufPool
+	mem    *memBudget
 
 	mu     sync.Mutex
 	next   int64 // offset just past the last read
@@ -72,7 +79,7 @@ func newReadAhead(n *node, f backend.File) *readAhead {
 	}
 	return &readAhead{
 		f: f, node: n, chunk: readChunk, window: int64(o.ReadAhead),
-		pool: n.fsys.bufs, eof: -1,
+		pool: n.fsys.bufs, mem: n.fsys.raMem, eof: -1,
 	}
 }
 
@@ -174,7 +181,16 @@ func (r *readAhead) read(p []byte, off int64) (raResult, error) {
 		start = r.chunks[len(r.chunks)-1].end()
 	}
 	for start < off+int64(len(p))+r.window && (r.eof < 0 || start < r.eof) {
-		r.chunks = append(r.chunks, r.fetch(start, gen))
+		// A chunk this read needs is always fetched; one further
+		// ahead only while the mount's read-ahead budget allows.
+		var mem *memBudget
+		if start >= off+int64(len(p)) {
+			if !r.mem.tryTake() {
+				break
+			}
+			mem = r.mem
+		}
+		r.chunks = append(r.chunks, r.fetch(start, gen, mem))
 		start += int64(r.chunk)
 	}
 	var need []*raChunk
@@ -243,8 +259,8 @@ func (c *chunkReply) Bytes(buf []byte) ([]byte, fuse.Status) {
 // (its withSlice interface).
 func (c *chunkReply) Slices() ([][]byte, fuse.Status) { return c.res.vecs, fuse.OK }
 
-func (r *readAhead) fetch(off int64, gen uint64) *raChunk {
-	c := &raChunk{off: off, buf: r.pool.get(), done: make(chan struct{}), pool: r.pool}
+func (r *readAhead) fetch(off int64, gen uint64, mem *memBudget) *raChunk {
+	c := &raChunk{off: off, buf: r.pool.get(), done: make(chan struct{}), pool: r.pool, mem: mem}
 	c.refs.Store(2) // the pipeline and the fetch
 	go func() {
 		c.n, c.err = r.f.ReadAt(c.buf, c.off)

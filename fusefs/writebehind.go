@@ -72,6 +72,7 @@ func (h *fileHandle) writeAsync(data []byte, off int64) syscall.Errno {
 	end := off + int64(len(data))
 
 	w.slots <- struct{}{}
+	n.fsys.wbMem.take()
 	var buf []byte
 	pooled := len(data) <= readChunk
 	if pooled {
@@ -84,6 +85,7 @@ func (h *fileHandle) writeAsync(data []byte, off int64) syscall.Errno {
 		if pooled {
 			n.fsys.bufs.put(buf)
 		}
+		n.fsys.wbMem.give()
 		<-w.slots
 	}
 
