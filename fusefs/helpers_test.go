@@ -79,6 +79,13 @@ func requireMount(t *testing.T) {
 // test ends. It returns the mountpoint.
 func mountBackend(t *testing.T, b backend.Backend, o fusefs.Options) string {
 	t.Helper()
+	_, mnt := mountBackendServer(t, b, o)
+	return mnt
+}
+
+// mountBackendServer is mountBackend that also returns the Server.
+func mountBackendServer(t *testing.T, b backend.Backend, o fusefs.Options) (*fusefs.Server, string) {
+	t.Helper()
 	requireMount(t)
 	mnt := t.TempDir()
 	srv, err := fusefs.Mount(mnt, b, o)
@@ -102,7 +109,7 @@ func mountBackend(t *testing.T, b backend.Backend, o fusefs.Options) string {
 		srv.Wait()
 		_ = b.Close()
 	})
-	return mnt
+	return srv, mnt
 }
 
 // mountLocal mounts a local backend over a fresh directory. It returns
