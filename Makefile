@@ -116,6 +116,7 @@ bench-smoke:
 	$(LOCK) scripts/bench.sh -smoke
 	$(LOCK) scripts/lab.sh ab bin/bench/sftpfs bin/bench/sftpfs 20
 	$(LOCK) scripts/lab.sh sched bin/bench/sftpfs 20
+	$(LOCK) scripts/lab.sh streams bin/bench/sftpfs 4 8
 
 clean:
 	rm -rf bin plugin/build plugin/build-*

@@ -6,12 +6,12 @@ import "sync"
 // write-behind (Options.WriteBehind) are sized per handle, so without a
 // bound across handles a mount's memory grows with the number of files
 // streamed at once: 16 processes reading 64 MiB each through one mount
-// peaked at 205-218 MiB RSS, 16 writing at 181 MiB. A plugin serving
+// peaked at 198-226 MiB RSS, 16 writing at 181 MiB. A plugin serving
 // many containers from one volume must not grow like that, and more
-// buffers bought nothing: with these bounds the same runs peaked at 109
-// and 59 MiB and were as fast or faster, writes 1.1-1.3x with a third
-// less CPU per byte (docs/perf.md, session 10). Four streams keep their
-// whole windows within the default 16 MiB.
+// buffers bought nothing: with these bounds the same runs peaked at
+// 103-109 and 59 MiB and were as fast or faster, writes 1.15-1.4x with
+// a quarter to a third less CPU per byte (docs/perf.md, session 10).
+// Four streams keep their whole windows within the default 16 MiB.
 //
 // The two bounds are separate because they fail differently:
 //

@@ -19,7 +19,10 @@ import (
 // with less CPU per byte (docs/perf.md). Once a handle is read
 // sequentially, readAhead keeps a window of concurrent large backend
 // reads ahead of the reader and serves the kernel's READs from them.
-// Random reads go straight to the backend and cost nothing extra.
+// Random reads go straight to the backend and cost nothing extra. The
+// chunks ahead of all readers of a mount together are bounded by
+// Options.ReadAheadTotal (budget.go): beyond it a reader gets only the
+// chunk it waits for.
 //
 // Consistency: a chunk is used only if no write to the node was made
 // (through any handle of this mount) since the chunk was requested, and

@@ -10,7 +10,9 @@ import (
 // server's acknowledgement costs a round trip per FUSE WRITE (at most
 // max_write bytes), so a sequential writer is latency bound. Instead a
 // handle keeps up to Options.WriteBehind backend writes in flight: WRITE
-// copies the data, starts the backend write and answers at once.
+// copies the data, starts the backend write and answers at once. The
+// handles of a mount together hold at most Options.WriteBehindTotal of
+// such copies; beyond it a WRITE waits for one to be free (budget.go).
 //
 // Errors are never lost: the first failed write makes the handle's error
 // sticky; it is returned by the next write, by flush (every close(2)) and

@@ -6,8 +6,9 @@
 // static aarch64 ELF. What the scripts do with Docker (upgrade in place,
 // refusing to remove a plugin with volumes) is tested in e2e
 // (TestPluginFleet). bench.sh runs the benchmark harness (bench/) and
-// lab.sh the small-request experiments docs/perf.md quotes (two mounts
-// read side by side, and the Go runtime's wake-ups under `perf stat`);
+// lab.sh the experiments docs/perf.md quotes that the harness cannot
+// make (two mounts read side by side, the Go runtime's wake-ups under
+// `perf stat`, many files streamed at once with the mount's peak RSS);
 // `make bench-smoke` runs both with tiny sizes in CI. The package has no
 // non-test code.
 package scripts

@@ -15,6 +15,11 @@
 #       file, and the mount process's context switches, nanosleep and
 #       futex calls (the Go runtime's wake-ups) and CPU time. The
 #       environment reaches the mount (GOMAXPROCS=4 scripts/lab.sh sched ...).
+#   scripts/lab.sh streams BIN [N] [MIB]
+#       N (default 16) files of MIB (default 64) MiB streamed at once with
+#       one dd process each: read cold through a fresh mount, then written
+#       through another (conv=fsync); for each, the aggregate MB/s, the
+#       mount's peak RSS (VmHWM) and its CPU seconds per GiB.
 #
 # Each run starts its own sshd (OpenSSH, internal-sftp, aes128-gcm, a
 # free loopback port) serving a tmpfs, and removes everything at exit.
@@ -151,6 +156,47 @@ PY
 	wait "$perfpid" || true
 	grep -q task-clock "$lab/perf.out" || { echo "lab.sh: perf stat counted nothing:" >&2; cat "$lab/perf.out" >&2; exit 1; }
 	awk '/context-switches|nanosleep|futex|task-clock/ {printf "%s=%s  ", $2, $1} END {print ""}' "$lab/perf.out"
+	;;
+streams)
+	n=${2:-16}
+	mib=${3:-64}
+	mount -o remount,size=$((2 * n * mib + 256))m "$lab/srv"
+	mkdir "$lab/srv/in" "$lab/srv/out"
+	for i in $(seq "$n"); do
+		head -c "${mib}M" /dev/urandom > "$lab/srv/in/p$i"
+	done
+	# phase NAME SRC DST [DD FLAGS]: one dd per file through a fresh mount.
+	phase() {
+		local name=$1 src=$2 dst=$3
+		shift 3
+		mountwith "$BIN" "$lab/mntA"
+		local pid=${pids[-1]} dds=() i
+		sync
+		echo 3 > /proc/sys/vm/drop_caches
+		local t0 s e t1
+		t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+		s=$(date +%s.%N)
+		for i in $(seq "$n"); do
+			local of="$dst/p$i"
+			[ "$dst" = /dev/null ] && of=/dev/null
+			dd if="$src/p$i" of="$of" bs=1M status=none "$@" &
+			dds+=($!)
+		done
+		for i in "${dds[@]}"; do
+			wait "$i" || { echo "lab.sh: a dd of the $name phase failed" >&2; exit 1; }
+		done
+		e=$(date +%s.%N)
+		t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+		awk -v name="$name" -v n="$n" -v mib="$mib" -v s="$s" -v e="$e" -v t0="$t0" -v t1="$t1" -v hwm="$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")" -v hz="$(getconf CLK_TCK)" \
+			'BEGIN {printf "%s: %d x %d MiB  %.1f MB/s  peak RSS %.1f MiB  CPU %.2f s/GiB\n", name, n, mib, n * mib * 1.048576 / (e - s), hwm / 1024, (t1 - t0) / hz / (n * mib / 1024)}'
+		umount "$lab/mntA"
+	}
+	BIN=$1
+	phase read "$lab/mntA/in" /dev/null
+	phase write "$lab/srv/in" "$lab/mntA/out" conv=fsync
+	for i in $(seq "$n"); do
+		cmp "$lab/srv/in/p$i" "$lab/srv/out/p$i" || { echo "lab.sh: file $i written through the mount differs" >&2; exit 1; }
+	done
 	;;
 *)
 	usage
