@@ -1,6 +1,6 @@
 #!/bin/bash
-# scripts/lab.sh: small-request experiments that the benchmark harness
-# (scripts/bench.sh) cannot do, with the numbers docs/perf.md quotes.
+# scripts/lab.sh: experiments that the benchmark harness (scripts/bench.sh)
+# cannot do, with the numbers docs/perf.md quotes.
 #
 #   scripts/lab.sh ab BIN_A BIN_B [FILES]
 #       mounts the same server with two sftpfs binaries side by side and
