@@ -68,23 +68,17 @@ func roundRange(m string, ours, other []float64) string {
 	if len(ours) < 2 || len(ours) != len(other) || m == mRSSPeak || m == mRSSStream {
 		return ""
 	}
-	lo, hi := 0.0, 0.0
+	rs := make([]float64, len(ours))
 	for i := range ours {
 		if ours[i] == 0 || other[i] == 0 {
 			return ""
 		}
-		r := ours[i] / other[i]
+		rs[i] = ours[i] / other[i]
 		if !higherBetter(m) {
-			r = other[i] / ours[i]
-		}
-		if i == 0 || r < lo {
-			lo = r
-		}
-		if i == 0 || r > hi {
-			hi = r
+			rs[i] = other[i] / ours[i]
 		}
 	}
-	return fmt.Sprintf(" (%.2f-%.2f)", lo, hi)
+	return fmt.Sprintf(" (%.2f-%.2f)", slices.Min(rs), slices.Max(rs))
 }
 
 // table renders the medians as Markdown.
